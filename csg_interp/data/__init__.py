@@ -1,0 +1,84 @@
+"""Data sets: in-memory splits of images in [0, 1] with their class names and statistics.
+
+``load_dataset(name, ...)`` is the one entry point the CLI and the trainer use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .base import ArrayDataset, DataBundle, MissingDatasetError, split_indices
+from .datasets import (
+    DEFAULT_FASHION_MNIST_ROOT,
+    FASHION_MNIST_CLASSES,
+    find_fashion_mnist,
+    load_digits,
+    load_fashion_mnist,
+)
+from .idx import read_idx, write_idx
+
+__all__ = [
+    "ArrayDataset",
+    "DataBundle",
+    "MissingDatasetError",
+    "DEFAULT_FASHION_MNIST_ROOT",
+    "FASHION_MNIST_CLASSES",
+    "available_datasets",
+    "find_fashion_mnist",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+    "read_idx",
+    "register_dataset",
+    "split_indices",
+    "write_idx",
+]
+
+_LOADERS: dict[str, Callable[..., DataBundle]] = {}
+
+
+def register_dataset(name: str, loader: Callable[..., DataBundle]) -> None:
+    """Make ``loader(data_root=..., seed=..., **options)`` available as ``load_dataset(name)``."""
+    _LOADERS[name] = loader
+
+
+def available_datasets() -> list[str]:
+    return sorted(_LOADERS)
+
+
+def load_dataset(
+    name: str, data_root: str | os.PathLike | None = None, seed: int = 0, **options: Any
+) -> DataBundle:
+    """Load a data set by name.
+
+    Args:
+        name: one of :func:`available_datasets` (``digits``, ``fashion-mnist``, ...).
+        data_root: where its files are (ignored by ``digits``).
+        seed: the split seed.
+        **options: loader-specific options (e.g. ``train_subset``, ``download``).
+
+    Raises:
+        ValueError: for an unknown name (the known names are listed).
+        MissingDatasetError: when the files are missing (the message says how to get them).
+    """
+    try:
+        loader = _LOADERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {name!r}; available: {', '.join(available_datasets())}"
+        ) from None
+    return loader(data_root=data_root, seed=seed, **options)
+
+
+def _digits(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle:
+    return load_digits(seed=seed, **options)
+
+
+def _fashion(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle:
+    return load_fashion_mnist(root=data_root, seed=seed, **options)
+
+
+register_dataset("digits", _digits)
+register_dataset("fashion-mnist", _fashion)

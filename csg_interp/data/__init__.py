@@ -82,3 +82,12 @@ def _fashion(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle
 
 register_dataset("digits", _digits)
 register_dataset("fashion-mnist", _fashion)
+
+
+def _scenes(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle:
+    from .scenes import load_scenes  # OpenCV compositing, loaded on demand
+
+    return load_scenes(data_root=data_root, seed=seed, **options)
+
+
+register_dataset("scenes", _scenes)

@@ -1,0 +1,37 @@
+"""Shared helpers for the benchmarks: interleaved timing and Markdown tables."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+__all__ = ["interleaved_medians", "markdown_table"]
+
+
+def interleaved_medians(
+    candidates: dict[str, Callable[[], object]], rounds: int = 7, repeats: int = 5, warmup: int = 2
+) -> dict[str, float]:
+    """Median seconds per call of each candidate, measured in interleaved rounds.
+
+    Each round runs every candidate ``repeats`` times back to back, in turn, so slow drifts of a
+    shared, noisy machine hit all candidates alike. Returns the median over rounds of the mean
+    time per call within a round.
+    """
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            samples[name].append((time.perf_counter() - start) / repeats)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

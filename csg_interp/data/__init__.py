@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import ArrayDataset, DataBundle, MissingDatasetError, split_indices
+from .cifar10 import CIFAR10_CLASSES, load_cifar10
 from .datasets import (
     DEFAULT_FASHION_MNIST_ROOT,
     FASHION_MNIST_CLASSES,
@@ -17,16 +18,22 @@ from .datasets import (
     load_digits,
     load_fashion_mnist,
 )
+from .folder import IMAGENET_MEAN, IMAGENET_STD, load_image_folder
 from .idx import read_idx, write_idx
 
 __all__ = [
     "ArrayDataset",
+    "CIFAR10_CLASSES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "DataBundle",
     "MissingDatasetError",
     "DEFAULT_FASHION_MNIST_ROOT",
     "FASHION_MNIST_CLASSES",
     "available_datasets",
     "find_fashion_mnist",
+    "load_cifar10",
+    "load_image_folder",
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",
@@ -80,8 +87,18 @@ def _fashion(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle
     return load_fashion_mnist(root=data_root, seed=seed, **options)
 
 
+def _cifar10(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle:
+    return load_cifar10(root=data_root, seed=seed, **options)
+
+
+def _folder(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle:
+    return load_image_folder(root=data_root, seed=seed, **options)
+
+
 register_dataset("digits", _digits)
 register_dataset("fashion-mnist", _fashion)
+register_dataset("cifar10", _cifar10)
+register_dataset("folder", _folder)
 
 
 def _scenes(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle:

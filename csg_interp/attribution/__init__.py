@@ -1,10 +1,26 @@
 """Attributions, localization and plots built on the gate and the class-specific feature maps."""
 
 from .csg_attribution import MODES, CSGAttribution, expand_to_input, to_visualization
+from .displays import (
+    AttributionOverlayDisplay,
+    ClassFiltersDisplay,
+    GateHeatmapDisplay,
+    GateWeightPanelsDisplay,
+    MIComparisonDisplay,
+    MIHeatmapDisplay,
+    class_sorted_order,
+)
 
 __all__ = [
     "MODES",
     "CSGAttribution",
     "expand_to_input",
     "to_visualization",
+    "AttributionOverlayDisplay",
+    "ClassFiltersDisplay",
+    "GateHeatmapDisplay",
+    "GateWeightPanelsDisplay",
+    "MIComparisonDisplay",
+    "MIHeatmapDisplay",
+    "class_sorted_order",
 ]

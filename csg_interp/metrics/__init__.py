@@ -1,0 +1,34 @@
+"""Entanglement metrics: pooled features, the filter × class MI matrix, MIS and its ceiling,
+accuracy, gate/MI agreement, a gate from MI for any model, and the filter table.
+
+Protocol: Liang et al. (2020) and their code ``hyliang96/CSGCNN`` (``mutualinfo.py``), restated in
+``docs/metrics.md``.
+"""
+
+from .features import Outputs, extract_features, extract_outputs, resolve_device
+from .filter_table import FilterTable, filter_table
+from .mutual_information import (
+    BACKENDS,
+    mutual_information_matrix,
+    normalize_per_filter,
+    per_class_mutual_information,
+)
+from .scores import accuracy, gate_from_mi, gate_mi_agreement, mi_ceiling, mi_score
+
+__all__ = [
+    "BACKENDS",
+    "FilterTable",
+    "Outputs",
+    "accuracy",
+    "extract_features",
+    "extract_outputs",
+    "filter_table",
+    "gate_from_mi",
+    "gate_mi_agreement",
+    "mi_ceiling",
+    "mi_score",
+    "mutual_information_matrix",
+    "normalize_per_filter",
+    "per_class_mutual_information",
+    "resolve_device",
+]

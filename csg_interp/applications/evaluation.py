@@ -1,0 +1,133 @@
+"""The detection protocol: attack, pair, score, measure.
+
+For one model and each ε:
+
+1. Classify the clean evaluation images; only correctly classified ones are attacked for real.
+2. Attack them (:func:`~csg_interp.applications.attacks.attack`, non-adaptive).
+3. Keep the **successful** attacks. Positives are those adversarial images, negatives the *same*
+   images before the attack (paired, so both classes have equal size and the same content; the
+   protocol of Ma et al., 2018, LID).
+4. Score both with every detector score and compute ROC AUC and TPR at 5 % FPR
+   (:func:`~csg_interp.applications.detection.detection_metrics`).
+
+Everything a score fits (an MI-derived gate, Mahalanobis statistics) must come from a split
+disjoint from the evaluation images; :func:`evaluate_detection` does not fit anything itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import Tensor, nn
+
+from .attacks import attack, check_epsilon
+from .detection import DetectorScore, ModelOutputs, detection_metrics, model_outputs
+
+__all__ = ["DetectionEvaluation", "evaluate_detection"]
+
+
+@dataclass
+class DetectionEvaluation:
+    """Results of :func:`evaluate_detection` for one model.
+
+    Attributes:
+        model: the model's name in tables (e.g. ``"csg"``, ``"std"``).
+        rows: one dict per (ε, score): ``model, attack, eps, score, auc, tpr_at_fpr, max_fpr,
+            n_clean, n_adversarial``.
+        attacks: one dict per ε: ``model, attack, eps, n_images, n_correct, n_success,
+            success_rate, clean_accuracy``.
+        curves: ``eps -> score name -> (y_true, y_score)`` for ROC plots (1 = adversarial).
+    """
+
+    model: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    attacks: list[dict[str, Any]] = field(default_factory=list)
+    curves: dict[float, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+
+    def metric(self, eps: float, score: str, key: str = "auc") -> float | None:
+        """Look up one number, e.g. ``evaluation.metric(0.1, "gate")``."""
+        for row in self.rows:
+            if row["eps"] == eps and row["score"] == score:
+                return row[key]
+        raise KeyError(f"no row for eps={eps} score={score!r} in model {self.model!r}")
+
+
+def evaluate_detection(
+    net: nn.Module,
+    scores: Sequence[DetectorScore],
+    images: Tensor,
+    labels: Tensor,
+    eps_values: Sequence[float],
+    *,
+    method: str = "pgd",
+    model_name: str = "model",
+    batch_size: int = 256,
+    max_fpr: float = 0.05,
+    **attack_options: Any,
+) -> DetectionEvaluation:
+    """Run the paired detection protocol (module docstring) for one model.
+
+    Args:
+        net: a :class:`~csg_interp.training.CSGNet` (``features``/``head``), images in [0, 1].
+        scores: fitted detector scores (each has ``name`` and ``score(outputs)``).
+        images: evaluation images (N, C, H, W) in [0, 1], disjoint from anything the scores were
+            fitted on.
+        labels: their true labels (N,).
+        eps_values: L∞ radii in [0, 1] pixel units.
+        method: ``"pgd"`` or ``"fgsm"``.
+        model_name: the model's name in the rows.
+        batch_size: images per forward/attack batch.
+        max_fpr: FPR budget for the TPR column.
+        **attack_options: passed to :func:`~csg_interp.applications.attacks.attack` (``steps``,
+            ``targeted``, ``loss``, ``seed``, ...).
+
+    Returns:
+        A :class:`DetectionEvaluation`. A (ε, score) with no successful attack gets ``auc`` and
+        ``tpr_at_fpr`` ``None``.
+
+    Raises:
+        ValueError: for ε outside [0, 1], no scores, or duplicate score names.
+    """
+    eps_values = [check_epsilon(eps) for eps in eps_values]
+    names = [score.name for score in scores]
+    if not names:
+        raise ValueError("no detector scores given; pass e.g. [GateConsistencyScore.from_net(net)]")
+    if len(set(names)) != len(names):
+        raise ValueError(f"detector score names must be unique, got {names}")
+    clean = model_outputs(net, images, batch_size)
+    evaluation = DetectionEvaluation(model=model_name)
+    for eps in eps_values:
+        result = attack(net, images, labels, method=method, eps=eps, batch_size=batch_size,
+                        **attack_options)
+        success = result.success
+        n_correct, n_success = int(result.correct.sum()), int(success.sum())
+        evaluation.attacks.append({
+            "model": model_name, "attack": method, "eps": eps, "n_images": int(labels.shape[0]),
+            "n_correct": n_correct, "n_success": n_success,
+            "success_rate": result.success_rate,
+            "clean_accuracy": n_correct / max(int(labels.shape[0]), 1),
+        })
+        evaluation.curves[eps] = {}
+        negatives = clean.subset(success)
+        positives = (
+            model_outputs(net, result.adversarial[success], batch_size)
+            if n_success else ModelOutputs(clean.pooled[:0], clean.logits[:0])
+        )
+        for score in scores:
+            row: dict[str, Any] = {"model": model_name, "attack": method, "eps": eps,
+                                   "score": score.name}
+            if n_success == 0:
+                row.update(auc=None, tpr_at_fpr=None, max_fpr=max_fpr, n_clean=0, n_adversarial=0)
+            else:
+                clean_scores = score.score(negatives)
+                adversarial_scores = score.score(positives)
+                row.update(detection_metrics(clean_scores, adversarial_scores, max_fpr))
+                y_true = np.concatenate([np.zeros(len(clean_scores)), np.ones(len(adversarial_scores))])
+                evaluation.curves[eps][score.name] = (
+                    y_true, np.concatenate([clean_scores, adversarial_scores])
+                )
+            evaluation.rows.append(row)
+    return evaluation

@@ -29,7 +29,6 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from csg_interp.training.gate import check_labels
@@ -84,40 +83,25 @@ class ModelOutputs:
         return ModelOutputs(self.pooled[mask], self.logits[mask])
 
 
-@torch.no_grad()
 def model_outputs(net: nn.Module, images: Tensor, batch_size: int = 256) -> ModelOutputs:
-    """Pooled gated features and logits of a :class:`~csg_interp.training.CSGNet`, batched.
+    """Pooled gated features and STD logits of a :class:`~csg_interp.training.CSGNet`, batched.
 
-    The net runs in eval mode (restored afterwards); ``logits = net.head(net.features(x))`` is the
-    STD path, the same as ``net(x)``.
+    A thin tensor view of :func:`csg_interp.metrics.extract_outputs` (eval mode, gate bypassed,
+    global average pooling of ``net.forward_features(x)``; the net's mode is restored).
 
     Args:
-        net: a CSGNet (anything with ``features`` and ``head`` modules).
+        net: a CSGNet (anything with ``forward_features`` and ``head``).
         images: float (N, C, H, W) in [0, 1].
         batch_size: images per forward pass.
 
     Returns:
         :class:`ModelOutputs` on the CPU.
     """
-    if not hasattr(net, "features") or not hasattr(net, "head"):
-        raise ValueError(
-            f"{type(net).__name__} has no features/head split; wrap it with "
-            "CSGNet.from_backbone(model, gate=False)"
-        )
+    from csg_interp.metrics import extract_outputs
+
     check_images(images)
-    device = next(iter(net.parameters())).device
-    was_training = net.training
-    net.eval()
-    pooled, logits = [], []
-    try:
-        for chunk in images.split(batch_size):
-            activations = net.features(chunk.to(device))
-            logits.append(net.head(activations).float().cpu())
-            flat = F.adaptive_avg_pool2d(activations, 1).flatten(1) if activations.dim() == 4 else activations
-            pooled.append(flat.float().cpu())
-    finally:
-        net.train(was_training)
-    return ModelOutputs(torch.cat(pooled), torch.cat(logits))
+    outputs = extract_outputs(net, images, batch_size=batch_size, progress=False)
+    return ModelOutputs(torch.from_numpy(outputs.features), torch.from_numpy(outputs.logits))
 
 
 class DetectorScore(Protocol):

@@ -199,7 +199,7 @@ class CSGAttribution(LayerAttribution):
         additional_forward_args: Any = None,
         relu_attributions: bool = False,
         attr_dim_summation: bool = True,
-    ) -> Tensor:
+    ) -> Tensor | tuple[Tensor]:
         r"""Class maps of ``target`` at the gated layer's resolution.
 
         Args:
@@ -216,7 +216,10 @@ class CSGAttribution(LayerAttribution):
                 their sum over filters (``"top_filters"``: the dropped filters are zero).
 
         Returns:
-            Tensor (N, 1, h, w), or (N, K, h, w) when ``attr_dim_summation=False``.
+            Tensor (N, 1, h, w), or (N, K, h, w) when ``attr_dim_summation=False``; a 1-tuple
+            holding it when ``inputs`` is a tuple (Captum's "output mirrors input" rule, which
+            ``captum.metrics.sensitivity_max`` relies on -- ``LayerGradCam`` returns a bare
+            tensor there and so fails ``sensitivity_max``).
 
         Raises:
             ValueError: a target out of range or of the wrong length, a tuple target, inputs
@@ -225,10 +228,11 @@ class CSGAttribution(LayerAttribution):
         """
         activations, logits = self.layer_output_and_logits(inputs, additional_forward_args)
         classes = self.resolve_targets(target, logits)
-        return self.maps_from_activations(
+        maps = self.maps_from_activations(
             activations, classes, relu_attributions=relu_attributions,
             attr_dim_summation=attr_dim_summation,
         )  # fmt: skip
+        return (maps,) if isinstance(inputs, tuple) else maps
 
     # ------------------------------------------------------------------ building blocks
     def layer_output_and_logits(

@@ -108,3 +108,12 @@ def _scenes(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle:
 
 
 register_dataset("scenes", _scenes)
+
+
+def _voc_part(data_root: Any = None, seed: int = 0, **options: Any) -> DataBundle:
+    from .voc_part import load_voc_part
+
+    return load_voc_part(root=data_root, seed=seed, **options)
+
+
+register_dataset("voc-part", _voc_part)

@@ -17,3 +17,32 @@ def _seed_everything():
     np.random.seed(1234)
     torch.manual_seed(1234)
     yield
+
+
+TINY_DIGITS_OPTIONS = dict(
+    dataset="digits", model="smallcnn", epochs=3, batch_size=32, gate_lr=0.1, seed=0
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_pair(tmp_path_factory):
+    """Run directories of a CSG and an STD smallcnn trained on digits (a few seconds in all).
+
+    Returns ``{"csg": Path, "std": Path}``; load them with ``csg_interp.training.load_run``.
+    The CSG run has 3 epochs (STD, STD, CSG: one CSG epoch, gate lr 0.1, so the gate is
+    sparse-ish, L1-density ≈ 0.3); the STD twin has the same seed, data and epochs, no gate.
+    """
+    from csg_interp.training import TrainConfig, fit, load_bundle
+
+    root = tmp_path_factory.mktemp("tiny_digits_pair")
+    bundle = load_bundle(TrainConfig(**TINY_DIGITS_OPTIONS))
+    runs = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: 2 threads on a busy 2-core machine is ~10x slower
+    try:
+        for name, gate in (("csg", True), ("std", False)):
+            config = TrainConfig(**TINY_DIGITS_OPTIONS, gate=gate, out=str(root / name))
+            runs[name] = fit(config, bundle=bundle, progress=False).run_dir
+    finally:
+        torch.set_num_threads(threads)
+    return runs

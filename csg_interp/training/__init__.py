@@ -10,8 +10,46 @@ from .gate import (
     sparsity_hinge,
 )
 from .network import CSGNet, GAPLinearHead, Normalize, check_images
+from .augment import augment_batch
+from .checkpoint import (
+    CheckpointError,
+    CheckpointWriteError,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from .config import PRESETS, SCHEDULES, TrainConfig
+from .losses import LossTerms, csg_objective, joint_objective, std_objective
+from .runs import Run, build_net, export_network, load_network, load_run, scope_parameters
+from .schedule import EpochSchedule
+from .trainer import Trainer, TrainingDivergedError, evaluate_accuracy, fit, load_bundle
 
 __all__ = [
+    "CheckpointError",
+    "CheckpointWriteError",
+    "EpochSchedule",
+    "LossTerms",
+    "PRESETS",
+    "Run",
+    "SCHEDULES",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDivergedError",
+    "augment_batch",
+    "build_net",
+    "csg_objective",
+    "evaluate_accuracy",
+    "export_network",
+    "fit",
+    "joint_objective",
+    "load_bundle",
+    "load_checkpoint",
+    "load_network",
+    "load_run",
+    "load_weights",
+    "save_checkpoint",
+    "scope_parameters",
+    "std_objective",
     "PROJECTIONS",
     "ClassSpecificGate",
     "CSGNet",

@@ -1,0 +1,332 @@
+"""Training configuration: one flat dataclass and two presets (``scratch``, ``reference``).
+
+A :class:`TrainConfig` holds only JSON primitives so it round-trips through ``config.json``.
+Fields left at ``None`` take their preset's value in :meth:`TrainConfig.resolved`; the resolved
+config is what a run records and what ``--resume`` compares against.
+
+Presets (sources: ../shared/reference/csg-method.md §2/§4 for ``reference``,
+../shared/reference/prototype-findings.md for ``scratch``):
+
+============== ============================= ==============================================
+field          ``reference`` (verbatim code) ``scratch`` (default, from-scratch training)
+============== ============================= ==============================================
+epochs         151 (indices 0..150)          12
+batch_size     32                            128
+lr (STD path)  1e-5                          1e-3
+csg_lr         1e-3 (``lr_reg``)             1e-3
+gate_lr        1e-3                          1e-2
+lam (λ)        1e-3                          1e-3
+tau (τ)        0.2                           0.1
+warmup         10                            round(epochs / 6) (alternate), 0 (joint)
+period         3                             3
+csg_from       2 (CSG iff epoch % 3 ≥ 2)     2
+align          ``start``                     ``end`` (the last epoch is a CSG epoch)
+milestones     0.4/0.6/0.8 of (epochs − 1)   0.4/0.6/0.8 of (epochs − 1)
+std_stages     2 (layer3, layer4 + fc)       ``all``
+csg_stages     1 (layer4 + fc + gate)        1
+gate_decay     True                          False
+============== ============================= ==============================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .gate import PROJECTIONS
+
+__all__ = ["TrainConfig", "PRESETS", "SCHEDULES", "RESUME_MUTABLE_FIELDS"]
+
+PRESETS: tuple[str, ...] = ("scratch", "reference")
+SCHEDULES: tuple[str, ...] = ("alternate", "joint")
+ALIGNS: tuple[str, ...] = ("start", "end")
+AUGMENTS: tuple[str, ...] = ("none", "flip", "shift", "flip_shift")
+
+#: Fields a resumed run may change without breaking exactness (where the run executes).
+RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset({"device", "out", "data_root", "allow_no_csg"})
+
+_REFERENCE: dict[str, Any] = {
+    "epochs": 151,
+    "batch_size": 32,
+    "lr": 1e-5,
+    "csg_lr": 1e-3,
+    "gate_lr": 1e-3,
+    "lam": 1e-3,
+    "tau": 0.2,
+    "warmup": 10,
+    "period": 3,
+    "csg_from": 2,
+    "align": "start",
+    "milestones": [0.4, 0.6, 0.8],
+    "std_stages": 2,
+    "csg_stages": 1,
+    "gate_decay": True,
+}
+
+_SCRATCH: dict[str, Any] = {
+    "epochs": 12,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "csg_lr": 1e-3,
+    "gate_lr": 1e-2,
+    "lam": 1e-3,
+    "tau": 0.1,
+    "warmup": None,  # depends on epochs and schedule, see _scratch_warmup
+    "period": 3,
+    "csg_from": 2,
+    "align": "end",
+    "milestones": [0.4, 0.6, 0.8],
+    "std_stages": "all",
+    "csg_stages": 1,
+    "gate_decay": False,
+}
+
+_PRESET_VALUES = {"reference": _REFERENCE, "scratch": _SCRATCH}
+
+
+def _scratch_warmup(epochs: int, schedule: str) -> int:
+    if schedule == "joint":
+        return 0
+    return int(math.floor(epochs / 6 + 0.5))
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (JSON-serialisable).
+
+    Fields documented as "preset" are ``None`` until :meth:`resolved` fills them from
+    ``preset``; an explicit value always wins.
+
+    Attributes:
+        dataset: data set name for :func:`csg_interp.data.load_dataset` (``digits``,
+            ``fashion-mnist``, ...).
+        model: backbone name for :func:`csg_interp.models.build_backbone`.
+        epochs: number of epochs (preset).
+        out: the run directory (``config.json``, ``manifest.json``, ``metrics.jsonl``,
+            ``last.pt``, ``best.pt``).
+        preset: ``scratch`` (default) or ``reference`` (the reference code verbatim; meant for
+            fine-tuning from ``weights``).
+        schedule: ``alternate`` (whole STD and CSG epochs, as the reference code) or ``joint``
+            (the paper's objective ``CE_std + csg_weight·CE_csg + lam·hinge`` every step, a
+            labelled variant).
+        gate: ``False`` trains the STD twin (same code, no gate, every epoch STD).
+        seed: seeds initialisation, shuffling and augmentation (deterministic on CPU).
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        data_root: folder of the data set's files (``None``: the loader's default).
+        data_seed: the split seed passed to the loader (kept apart from ``seed`` so that runs
+            with different seeds share one test split).
+        train_subset: keep only this many training images (loaders that support it).
+        val_size: validation images (loaders that support it; ``None``: the loader's default).
+        batch_size: images per step (preset).
+        widths: stage widths of the small models (``None``: the model's default).
+        weights: a local state-dict file of the backbone to start from (fine-tuning); loaded
+            with ``weights_only=True``.
+        lr: learning rate of the STD path (preset).
+        csg_lr: learning rate of the CSG path's backbone/head parameters (preset).
+        gate_lr: learning rate of the gate (preset).
+        lam: λ, weight of the sparsity hinge (preset).
+        csg_weight: λ₁, weight of the CSG-path cross-entropy in the ``joint`` schedule.
+        tau: τ, the L1-density bound of the hinge (preset).
+        warmup: STD-only epochs at the start (preset).
+        period: alternation period in epochs (preset).
+        csg_from: in each period, the epochs whose phase is ≥ ``csg_from`` are CSG epochs
+            (preset; the reference: ``epoch % 3 >= 2``).
+        align: ``start``: the phase is ``epoch % period`` (reference); ``end``: phases are
+            counted so that the last epoch is a CSG epoch (scratch; short runs still run CSG
+            epochs).
+        milestones: fractions of ``epochs − 1`` at which each optimiser's learning rate is
+            multiplied by ``gamma``; counted in that optimiser's own epochs (preset).
+        gamma: learning-rate decay factor at each milestone.
+        std_stages: parameters the STD path trains: ``"all"`` or the last N stages of the
+            features plus the head (preset). Parameters no path trains are frozen once, at
+            construction.
+        csg_stages: the same for the CSG path (its gate always trains) (preset).
+        gate_decay: whether the gate's learning rate follows the milestones (preset).
+        projection: gate projection after every CSG step, ``max`` or ``clip``.
+        gate_init: initial value of every gate entry.
+        augment: training augmentation, ``none``/``flip``/``shift``/``flip_shift``
+            (``None``: the data set's own choice).
+        allow_no_csg: accept a gated run whose schedule has no CSG epoch (otherwise an error).
+
+    Example:
+        >>> config = TrainConfig(dataset="digits", model="smallcnn", epochs=6).resolved()
+        >>> config.gate_lr, config.tau, config.warmup
+        (0.01, 0.1, 1)
+    """
+
+    dataset: str = "fashion-mnist"
+    model: str = "resnet8"
+    epochs: int | None = None
+    out: str | None = None
+    preset: str = "scratch"
+    schedule: str = "alternate"
+    gate: bool = True
+    seed: int = 0
+    device: str = "auto"
+    data_root: str | None = None
+    data_seed: int = 0
+    train_subset: int | None = None
+    val_size: int | None = None
+    batch_size: int | None = None
+    widths: list[int] | None = None
+    weights: str | None = None
+    lr: float | None = None
+    csg_lr: float | None = None
+    gate_lr: float | None = None
+    lam: float | None = None
+    csg_weight: float = 1.0
+    tau: float | None = None
+    warmup: int | None = None
+    period: int | None = None
+    csg_from: int | None = None
+    align: str | None = None
+    milestones: list[float] | None = None
+    gamma: float = 0.1
+    std_stages: int | str | None = None
+    csg_stages: int | str | None = None
+    gate_decay: bool | None = None
+    projection: str = "max"
+    gate_init: float = 0.5
+    augment: str | None = None
+    allow_no_csg: bool = False
+    _resolved: bool = field(default=False, repr=False, compare=False)
+
+    # ----------------------------------------------------------------- presets
+    def resolved(self) -> "TrainConfig":
+        """A copy with every preset field filled in and every value validated.
+
+        Raises:
+            ValueError: for an unknown preset/schedule or an out-of-range value.
+        """
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
+        values = dataclasses.asdict(self)
+        values.pop("_resolved")
+        for key, default in _PRESET_VALUES[self.preset].items():
+            if values[key] is None:
+                values[key] = default
+        if values["warmup"] is None:
+            values["warmup"] = _scratch_warmup(int(values["epochs"]), values["schedule"])
+        if values["widths"] is not None:
+            values["widths"] = [int(w) for w in values["widths"]]
+        values["milestones"] = [float(m) for m in values["milestones"]]
+        config = TrainConfig(**values, _resolved=True)
+        config.validate()
+        return config
+
+    @property
+    def is_resolved(self) -> bool:
+        return self._resolved
+
+    def validate(self) -> None:
+        """Check every resolved value; raise ``ValueError`` saying what to change."""
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"unknown schedule {self.schedule!r}; use 'alternate' (whole STD/CSG epochs, the "
+                "reference code) or 'joint' (the paper's summed objective)"
+            )
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise ValueError(
+                f"batch_size must be an integer ≥ 2 (BatchNorm needs 2 samples), got {self.batch_size!r}"
+            )
+        for name in ("lr", "csg_lr", "gate_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        for name in ("lam", "csg_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
+        if not 0.0 <= self.tau <= 1.0:
+            raise ValueError(f"tau is an L1-density bound and must lie in [0, 1], got {self.tau}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must lie in (0, 1], got {self.gamma}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup must be an integer ≥ 0, got {self.warmup!r}")
+        if not isinstance(self.period, int) or self.period < 1:
+            raise ValueError(f"period must be an integer ≥ 1, got {self.period!r}")
+        if not isinstance(self.csg_from, int) or not 0 <= self.csg_from < self.period:
+            raise ValueError(
+                f"csg_from must be an integer in [0, period) = [0, {self.period}), got {self.csg_from!r}"
+            )
+        if self.align not in ALIGNS:
+            raise ValueError(f"align must be one of {', '.join(ALIGNS)}, got {self.align!r}")
+        if any(not 0.0 < m <= 1.0 for m in self.milestones) or self.milestones != sorted(
+            self.milestones
+        ):
+            raise ValueError(
+                f"milestones are increasing fractions of the epochs in (0, 1], got {self.milestones}"
+            )
+        for name in ("std_stages", "csg_stages"):
+            value = getattr(self, name)
+            if value != "all" and not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be 'all' or a positive integer, got {value!r}")
+        if self.projection not in PROJECTIONS:
+            raise ValueError(
+                f"unknown projection {self.projection!r}; use one of {', '.join(PROJECTIONS)}"
+            )
+        if not 0.0 <= self.gate_init <= 1.0:
+            raise ValueError(f"gate_init must lie in [0, 1], got {self.gate_init}")
+        if self.augment is not None and self.augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        if self.train_subset is not None and self.train_subset < 2:
+            raise ValueError(f"train_subset must be ≥ 2 images, got {self.train_subset}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+    # ------------------------------------------------------------ (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON primitives."""
+        values = dataclasses.asdict(self)
+        values.pop("_resolved")
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], resolve: bool = True) -> "TrainConfig":
+        """Build from a dict (``config.json``); unknown keys are an error.
+
+        Raises:
+            ValueError: naming the unknown keys.
+        """
+        known = {f.name for f in dataclasses.fields(cls)} - {"_resolved"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        config = cls(**values)
+        return config.resolved() if resolve else config
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainConfig":
+        """Read a ``config.json``.
+
+        Raises:
+            FileNotFoundError: if the file is missing.
+            ValueError: if it is not valid JSON or holds unknown options.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: not a run directory written by csg-interp train")
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); the run directory is damaged") from error
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a JSON object of training options")
+        return cls.from_dict(values)
+
+    def differences(self, other: "TrainConfig", ignore: frozenset[str] = frozenset()) -> list[str]:
+        """Names of the fields whose values differ (except ``ignore``)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(k for k in mine if k not in ignore and mine[k] != theirs.get(k))

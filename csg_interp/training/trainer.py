@@ -1,0 +1,620 @@
+"""The trainer: alternating (or joint) CSG training, logs, atomic checkpoints, exact resume.
+
+``fit(config)`` is the one-call API; :class:`Trainer` is the composable object behind it. A
+distributed wrapper (``training/distributed.py``) subclasses :class:`Trainer` and overrides its
+hooks:
+
+* ``rank`` / ``world_size`` constructor arguments and :attr:`Trainer.is_writer` (only rank 0
+  writes files or shows progress bars);
+* ``sampler=``: any object with ``set_epoch(epoch)`` that iterates over training indices (the
+  default is :class:`torch.utils.data.DistributedSampler` with one replica, so a DDP run only
+  changes ``num_replicas`` and ``rank``);
+* :meth:`Trainer.wrap_model` (e.g. return ``DistributedDataParallel(net)``);
+* :meth:`Trainer.reduce_sums` (all-reduce of the per-epoch sums) and :meth:`Trainer.barrier`.
+
+Freezing uses optimiser parameter groups: each path's optimiser holds exactly the parameters it
+trains; parameters that no path trains get ``requires_grad=False`` once, at construction, and
+never change afterwards. BatchNorm stays in train mode everywhere (csg-method §1).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import BatchSampler, DistributedSampler
+
+from .augment import augment_batch
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from .config import RESUME_MUTABLE_FIELDS, TrainConfig
+from .losses import LossTerms, csg_objective, joint_objective, std_objective
+from .runs import Run, build_net, load_run, net_meta, scope_parameters
+from .schedule import EpochSchedule
+
+__all__ = [
+    "Trainer",
+    "TrainingDivergedError",
+    "fit",
+    "load_bundle",
+    "evaluate_accuracy",
+    "resolve_device",
+    "seed_for",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; training stopped and the last good checkpoint is kept."""
+
+
+# ------------------------------------------------------------------ helpers
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error.
+
+    Raises:
+        ValueError: if CUDA is requested but not available.
+    """
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
+    return device
+
+
+def seed_for(seed: int, *keys: int) -> int:
+    """A well-mixed 63-bit seed derived from ``seed`` and ``keys`` (e.g. epoch, rank)."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+def load_bundle(config: TrainConfig, **overrides: Any):
+    """Load the data set a config names, with its split seed and options.
+
+    Raises:
+        ValueError: unknown data set, or an option the data set does not take.
+        FileNotFoundError: the data set's files are missing (the message says how to get them).
+    """
+    from csg_interp.data import load_dataset
+
+    options: dict[str, Any] = {}
+    if config.train_subset is not None:
+        options["train_subset"] = config.train_subset
+    if config.val_size is not None:
+        options["val_size"] = config.val_size
+    data_root = overrides.pop("data_root", config.data_root)
+    options.update(overrides)
+    try:
+        return load_dataset(config.dataset, data_root=data_root, seed=config.data_seed, **options)
+    except TypeError as error:
+        if "unexpected keyword" not in str(error):
+            raise
+        raise ValueError(
+            f"data set {config.dataset!r} does not take the option(s) {', '.join(options)} ({error})"
+        ) from error
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    net: nn.Module, dataset: Any, device: torch.device | str = "cpu", batch_size: int = 512
+) -> dict[str, float]:
+    """Top-1 accuracy and mean cross-entropy of the STD path ``net(x)`` on an ``ArrayDataset``.
+
+    The network is put in eval mode for the pass and its previous mode is restored.
+
+    Returns:
+        ``{"acc": ..., "loss": ..., "n": ...}``.
+    """
+    was_training = net.training
+    net.eval()
+    correct, loss_sum, total = 0, 0.0, len(dataset)
+    for start in range(0, total, batch_size):
+        images, labels = dataset.tensors(torch.arange(start, min(start + batch_size, total)))
+        images, labels = images.to(device), labels.to(device)
+        logits = net(images)
+        loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        correct += int((logits.argmax(1) == labels).sum())
+    net.train(was_training)
+    return {"acc": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total}
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _git_revision() -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        revision = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if revision.returncode != 0:
+            return {"revision": None, "dirty": None}
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return {"revision": revision.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None, "dirty": None}
+
+
+def _versions() -> dict[str, str]:
+    import csg_interp
+
+    versions = {
+        "python": platform.python_version(),
+        "csg_interp": csg_interp.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+    try:
+        import torchvision
+
+        versions["torchvision"] = torchvision.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return versions
+
+
+# ------------------------------------------------------------------ trainer
+class Trainer:
+    """Train one CSG network (or its STD twin) into a run directory.
+
+    Args:
+        config: the run's :class:`TrainConfig` (resolved here if needed); ``config.out`` is the
+            run directory.
+        bundle: the data (default: :func:`load_bundle` of the config).
+        rank: this process's rank (only rank 0 writes files and shows progress).
+        world_size: number of processes.
+        device: overrides ``config.device``.
+        sampler: yields the training indices of an epoch and has ``set_epoch(epoch)``; default
+            ``DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True,
+            seed=config.seed)``.
+        progress: show a tqdm bar per epoch.
+
+    Raises:
+        ValueError: bad config, no run directory, or a schedule without CSG epoch.
+
+    Example:
+        >>> trainer = Trainer(TrainConfig(dataset="digits", model="smallcnn", epochs=3,
+        ...                               out="runs/tiny"))  # doctest: +SKIP
+        >>> run = trainer.fit()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        bundle: Any = None,
+        rank: int = 0,
+        world_size: int = 1,
+        device: str | torch.device | None = None,
+        sampler: Any = None,
+        progress: bool = True,
+    ) -> None:
+        self.config = config if config.is_resolved else config.resolved()
+        if not self.config.out:
+            raise ValueError("config.out is required: the run directory to write (e.g. runs/NAME)")
+        self.schedule = EpochSchedule(self.config)
+        self.schedule.check_has_csg()
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.device = resolve_device(device if device is not None else self.config.device)
+        self.progress = progress
+        self.run_dir = Path(self.config.out)
+        self.bundle = bundle if bundle is not None else load_bundle(self.config)
+        self.meta = net_meta(self.bundle)
+        self.augment = self.config.augment or self.bundle.augment
+        if self.device.type == "cuda":
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        torch.manual_seed(self.config.seed)
+        self.net = build_net(self.config, self.meta).to(self.device)
+        self.optimizers = self._build_optimizers()
+        self.model = self.wrap_model(self.net)
+        self.sampler = sampler if sampler is not None else self.make_sampler()
+        self.epochs_done = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": None, "val_acc": None}
+
+    # ------------------------------------------------------------ hooks (DDP)
+    @property
+    def is_writer(self) -> bool:
+        """Whether this process writes the run directory (rank 0)."""
+        return self.rank == 0
+
+    def wrap_model(self, net: nn.Module) -> nn.Module:
+        """The module called in training steps (override to return e.g. a DDP wrapper)."""
+        return net
+
+    def make_sampler(self) -> Any:
+        """The default sampler: a seeded shuffle per epoch, one shard per rank."""
+        return DistributedSampler(
+            self.bundle.train, num_replicas=self.world_size, rank=self.rank, shuffle=True,
+            seed=self.config.seed, drop_last=False,
+        )  # fmt: skip
+
+    def reduce_sums(self, sums: Tensor) -> Tensor:
+        """Sum per-epoch statistics over processes (identity in one process)."""
+        return sums
+
+    def barrier(self) -> None:
+        """Wait for every process (no-op in one process)."""
+
+    # ------------------------------------------------------------- optimisers
+    def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c, net = self.config, self.net
+        names = self.schedule.optimizer_names
+        std_params = scope_parameters(net, c.std_stages)
+        groups: dict[str, list[dict[str, Any]]] = {}
+        if names == ["std"]:
+            groups["std"] = [{"name": "backbone", "params": std_params, "lr": c.lr}]
+        elif names == ["joint"]:
+            groups["joint"] = [
+                {"name": "backbone", "params": std_params, "lr": c.lr},
+                {"name": "gate", "params": [net.gate.weight], "lr": c.gate_lr},
+            ]
+        else:
+            csg_params = scope_parameters(net, c.csg_stages)
+            groups["std"] = [{"name": "backbone", "params": std_params, "lr": c.lr}]
+            groups["csg"] = [
+                {"name": "backbone", "params": csg_params, "lr": c.csg_lr},
+                {"name": "gate", "params": [net.gate.weight], "lr": c.gate_lr},
+            ]
+        trained = {id(p) for gs in groups.values() for g in gs for p in g["params"]}
+        for param in net.parameters():  # frozen once, never toggled
+            if id(param) not in trained:
+                param.requires_grad_(False)
+        return {name: torch.optim.Adam(gs, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+                for name, gs in groups.items()}  # fmt: skip
+
+    def _set_learning_rates(self, epoch: int) -> dict[str, float | None]:
+        rates = self.schedule.learning_rates(epoch)
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                if group["name"] == "gate":
+                    group["lr"] = rates["gate"]
+                else:
+                    group["lr"] = rates["csg"] if name == "csg" else rates["std"]
+        return rates
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: tensors and plain containers only."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "epochs_done": self.epochs_done,
+            "model": self.net.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "rng": capture_rng_state(),
+            "best": dict(self.best),
+            "history": [dict(row) for row in self.history],
+            "config": self.config.to_dict(),
+            "meta": dict(self.meta),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (from ``last.pt``)."""
+        self.net.load_state_dict(state["model"])
+        missing = set(self.optimizers) - set(state["optimizers"])
+        if missing:
+            raise ValueError(f"the checkpoint has no state for optimiser(s) {', '.join(sorted(missing))}")
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        restore_rng_state(state["rng"])
+        self.epochs_done = int(state["epochs_done"])
+        self.best = dict(state["best"])
+        self.history = [dict(row) for row in state["history"]]
+
+    # ---------------------------------------------------------------- steps
+    def train_step(self, kind: str, images: Tensor, labels: Tensor) -> dict[str, float]:
+        """One optimiser step of an epoch of ``kind``; returns the batch's loss parts.
+
+        Raises:
+            TrainingDivergedError: if the loss is NaN or infinite (no step is taken).
+        """
+        c = self.config
+        self.net.zero_grad(set_to_none=True)
+        csg_logits = None
+        if kind == "std":
+            std_logits = self.model(images)
+            terms: LossTerms = std_objective(std_logits, labels)
+        else:
+            std_logits, csg_logits = self.model(images, labels)
+            gate = self.net.gate.weight
+            if kind == "csg":
+                terms = csg_objective(csg_logits, labels, gate, c.lam, c.tau)
+                with torch.no_grad():
+                    terms.ce_std = nn.functional.cross_entropy(std_logits, labels)
+            else:
+                terms = joint_objective(std_logits, csg_logits, labels, gate, c.lam, c.tau, c.csg_weight)
+        loss = float(terms.total.detach())
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(f"the {kind} loss is {loss}")
+        terms.total.backward()
+        self.optimizers[self.schedule.optimizer_for(kind)].step()
+        resets = self.net.gate.project_() if kind != "std" else 0
+        with torch.no_grad():
+            result = {
+                "loss": loss,
+                "ce_std": float(terms.ce_std) if terms.ce_std is not None else 0.0,
+                "ce_csg": float(terms.ce_csg) if terms.ce_csg is not None else 0.0,
+                "hinge": float(terms.hinge) if terms.hinge is not None else 0.0,
+                "correct_std": float((std_logits.argmax(1) == labels).sum()),
+                "correct_csg": float((csg_logits.argmax(1) == labels).sum()) if csg_logits is not None else 0.0,
+                "resets": float(resets),
+            }  # fmt: skip
+        return result
+
+    def _batches(self, epoch: int) -> list[Tensor]:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+        batches = []
+        for batch in BatchSampler(self.sampler, self.config.batch_size, drop_last=False):
+            if len(batch) >= 2:  # BatchNorm cannot train on a single sample
+                batches.append(torch.as_tensor(batch, dtype=torch.long))
+        return batches
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """Train one epoch; returns its metrics row (without validation)."""
+        from tqdm.auto import tqdm
+
+        kind = self.schedule.kind(epoch)
+        rates = self._set_learning_rates(epoch)
+        self.net.train()
+        generator = torch.Generator().manual_seed(seed_for(self.config.seed, epoch, self.rank))
+        train = self.bundle.train
+        batches = self._batches(epoch)
+        keys = ("loss", "ce_std", "ce_csg", "hinge", "correct_std", "correct_csg", "resets")
+        sums = dict.fromkeys(keys, 0.0)
+        seen = 0
+        start = time.perf_counter()
+        bar = tqdm(
+            total=len(batches), desc=f"epoch {epoch + 1}/{self.config.epochs} {kind:>5}",
+            unit="step", leave=True, dynamic_ncols=True,
+            disable=not (self.progress and self.is_writer),
+        )  # fmt: skip
+        try:
+            for step, index in enumerate(batches):
+                images, labels = train.tensors(index)
+                images = augment_batch(images, self.augment, generator)
+                images = images.to(self.device, non_blocking=True)
+                labels = labels.to(self.device, non_blocking=True)
+                try:
+                    parts = self.train_step(kind, images, labels)
+                except TrainingDivergedError as error:
+                    raise TrainingDivergedError(
+                        f"{error} at epoch {epoch} step {step}; training stopped. "
+                        + self._last_good_message()
+                        + " Lower the learning rates (--lr/--csg-lr/--gate-lr) and resume or retrain."
+                    ) from None
+                n = int(labels.shape[0])
+                for key in keys:
+                    weight = 1 if key.startswith("correct") or key == "resets" else n
+                    sums[key] += parts[key] * weight
+                seen += n
+                correct = sums["correct_csg" if kind == "csg" else "correct_std"]
+                bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+                bar.update(1)
+        finally:
+            bar.close()
+        totals = self.reduce_sums(torch.tensor([sums[k] for k in keys] + [seen], dtype=torch.float64))
+        values = dict(zip(keys, totals[:-1].tolist()))
+        count = max(float(totals[-1]), 1.0)
+        has_csg = kind != "std"
+        return {
+            "epoch": epoch,
+            "kind": kind,
+            "steps": len(batches),
+            "loss": values["loss"] / count,
+            "ce_std": values["ce_std"] / count,
+            "ce_csg": values["ce_csg"] / count if has_csg else None,
+            "hinge": values["hinge"] / count if has_csg else None,
+            "train_acc_std": values["correct_std"] / count,
+            "train_acc_csg": values["correct_csg"] / count if has_csg else None,
+            "gate_resets": int(values["resets"]),
+            "lr_std": rates["std"],
+            "lr_csg": rates["csg"],
+            "lr_gate": rates["gate"],
+            "train_time_s": round(time.perf_counter() - start, 3),
+        }
+
+    def _last_good_message(self) -> str:
+        if self.epochs_done:
+            return f"The last good checkpoint, {self.run_dir / 'last.pt'} (epoch {self.epochs_done}), is kept."
+        return "No epoch had finished, so there is no checkpoint."
+
+    # ------------------------------------------------------------ run files
+    def _prepare(self, resume: bool) -> None:
+        config_path, last = self.run_dir / "config.json", self.run_dir / "last.pt"
+        if not resume and (config_path.exists() or last.exists()):
+            raise ValueError(
+                f"{self.run_dir} already holds a run; pass --resume (resume=True) to continue it, "
+                "or choose another --out"
+            )
+        if resume and config_path.exists():
+            saved = TrainConfig.load(config_path)
+            changed = saved.differences(self.config, RESUME_MUTABLE_FIELDS)
+            if changed:
+                details = ", ".join(
+                    f"{k}: {getattr(saved, k)!r} → {getattr(self.config, k)!r}" for k in changed
+                )
+                raise ValueError(
+                    f"cannot resume {self.run_dir} with a different configuration ({details}); "
+                    "resume with the same options or start a new run directory"
+                )
+        if resume and last.exists():
+            state = load_checkpoint(last, map_location="cpu")
+            self.load_state_dict(state)
+            logger.info("resuming %s after epoch %d of %d", self.run_dir, self.epochs_done, self.config.epochs)
+        elif resume:
+            logger.info("nothing to resume in %s; starting from epoch 0", self.run_dir)
+        if self.is_writer:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(config_path, self.config.to_dict())
+            self._write_metrics()
+            self._write_manifest(status="running")
+
+    def _write_metrics(self) -> None:
+        path = self.run_dir / "metrics.jsonl"
+        handle, temp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=self.run_dir)
+        with os.fdopen(handle, "w") as stream:
+            for row in self.history:
+                stream.write(json.dumps(row) + "\n")
+        os.replace(temp, path)
+
+    def _append_metrics(self, row: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as stream:
+            stream.write(json.dumps(row) + "\n")
+
+    def _write_manifest(self, status: str, result: dict[str, Any] | None = None) -> None:
+        bundle = self.bundle
+        manifest = {
+            "status": status,
+            "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "epochs_done": self.epochs_done,
+            "config": self.config.to_dict(),
+            "versions": _versions(),
+            "git": _git_revision(),
+            "data": {
+                **self.meta,
+                "augment": self.augment,
+                "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test)},
+                "info": bundle.info,
+            },
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "world_size": self.world_size,
+            "model": {
+                "gate_shape": list(self.net.gate.weight.shape) if self.net.gate is not None else None,
+                "parameters": sum(p.numel() for p in self.net.parameters()),
+            },
+            "schedule": {
+                "kinds": self.schedule.kinds,
+                "csg_epochs": len(self.schedule.csg_epochs),
+                "milestone_steps": self.schedule.milestone_steps,
+            },
+            "best": dict(self.best),
+            "result": result,
+        }
+        _write_json_atomic(self.run_dir / "manifest.json", manifest)
+
+    def _save_epoch(self, improved: bool) -> None:
+        state = self.state_dict()
+        if improved:  # best first: a crash in between leaves last.pt one epoch behind, not ahead
+            save_checkpoint(state, self.run_dir / "best.pt")
+        save_checkpoint(state, self.run_dir / "last.pt")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, resume: bool = False) -> Run:
+        """Train the remaining epochs and return the run (``last`` checkpoint, CPU, eval mode).
+
+        Args:
+            resume: continue the run in ``config.out`` from its ``last.pt`` (exactly: same
+                weights, optimiser moments, RNG states, shuffles and augmentation draws as an
+                uninterrupted run).
+
+        Raises:
+            TrainingDivergedError: the loss became NaN/inf (``last.pt`` of the last good epoch
+                is kept).
+            ValueError: the run directory holds another run, or the config changed on resume.
+        """
+        self._prepare(resume)
+        for epoch in range(self.epochs_done, self.config.epochs):
+            try:
+                row = self.train_epoch(epoch)
+            except TrainingDivergedError:
+                if self.is_writer:
+                    self._write_manifest(status="diverged")
+                raise
+            val = evaluate_accuracy(self.net, self.bundle.val, self.device)
+            row.update(
+                val_acc=val["acc"],
+                val_loss=val["loss"],
+                gate_density=float(self.net.gate.density().detach()) if self.net.gate is not None else None,
+            )
+            improved = self.best["val_acc"] is None or val["acc"] > self.best["val_acc"]
+            if improved:
+                self.best = {"epoch": epoch, "val_acc": val["acc"]}
+            self.history.append(row)
+            self.epochs_done = epoch + 1
+            if self.is_writer:
+                self._append_metrics(row)
+                self._save_epoch(improved)
+            logger.info(
+                "epoch %d/%d %s: loss %.4f, val acc %.4f%s", epoch + 1, self.config.epochs, row["kind"],
+                row["loss"], val["acc"],
+                f", gate density {row['gate_density']:.3f}" if row["gate_density"] is not None else "",
+            )  # fmt: skip
+            self.barrier()
+        if self.is_writer:
+            test = evaluate_accuracy(self.net, self.bundle.test, self.device)
+            last = self.history[-1] if self.history else {}
+            result = {
+                "test_acc": test["acc"],
+                "test_loss": test["loss"],
+                "val_acc": last.get("val_acc"),
+                "gate_density": last.get("gate_density"),
+                "epochs_done": self.epochs_done,
+                "checkpoint": "last",
+            }
+            self._write_manifest(status="finished", result=result)
+        self.barrier()
+        return load_run(self.run_dir, "last")
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    bundle: Any = None,
+    resume: bool = False,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+) -> Run:
+    """Train a CSG network (or its STD twin, ``config.gate=False``) into ``config.out``.
+
+    Args:
+        config: the :class:`TrainConfig`.
+        bundle: the data (default: loaded from the config).
+        resume: continue the run in ``config.out`` exactly where it stopped.
+        progress: show a tqdm bar per epoch.
+        device: overrides ``config.device``.
+
+    Returns:
+        The :class:`Run` (``last`` checkpoint, eval mode, CPU).
+
+    Example:
+        >>> run = fit(TrainConfig(dataset="digits", model="smallcnn", epochs=3,
+        ...                       out="runs/digits-csg"))  # doctest: +SKIP
+        >>> run.history[-1]["gate_density"]  # doctest: +SKIP
+    """
+    return Trainer(config, bundle=bundle, device=device, progress=progress).fit(resume=resume)

@@ -1,6 +1,13 @@
 """Attributions, localization and plots built on the gate and the class-specific feature maps."""
 
 from .csg_attribution import MODES, CSGAttribution, expand_to_input, to_visualization
+from .explain import (
+    FilterExplanation,
+    ImageExplanation,
+    explain_images,
+    explain_run,
+    write_explanations,
+)
 from .sanity import (
     DeletionInsertion,
     SanityResult,
@@ -23,6 +30,11 @@ __all__ = [
     "CSGAttribution",
     "expand_to_input",
     "to_visualization",
+    "FilterExplanation",
+    "ImageExplanation",
+    "explain_images",
+    "explain_run",
+    "write_explanations",
     "DeletionInsertion",
     "SanityResult",
     "cascade_units",

@@ -1,0 +1,75 @@
+"""``csg-interp detect`` / ``detect_run`` on the tiny digits pair: files, consistency, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from csg_interp.cli import main
+
+SMALL = ["--num-images", "80", "--fit-images", "200", "--steps", "5"]
+
+
+@pytest.fixture(scope="module")
+def detect_result(tiny_digits_pair, tmp_path_factory):
+    out = tmp_path_factory.mktemp("detect")
+    code = main(["detect", str(tiny_digits_pair["csg"]), "--baseline", str(tiny_digits_pair["std"]),
+                 "--eps", "0.1", "0.3", "--device", "cpu", "--out", str(out), *SMALL])
+    assert code == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_detect_writes_metrics_and_roc_figures(detect_result):
+    out, result = detect_result
+    assert result["figures"] == ["roc_pgd_eps0.1.png", "roc_pgd_eps0.3.png"]
+    for name in result["figures"]:
+        assert (out / name).stat().st_size > 1000
+    assert result["protocol"]["adaptive"] is False
+    assert result["protocol"]["fit_split"] == "val" and result["protocol"]["evaluation_split"] == "test"
+    assert result["models"]["csg"]["scores"] == ["gate", "mi-gate", "max-softmax", "mahalanobis"]
+    assert result["models"]["std"]["scores"] == ["mi-gate", "max-softmax", "mahalanobis"]
+    assert result["models"]["std"]["gate_density"] is None
+
+
+def test_detect_rows_agree_with_attack_counts(detect_result):
+    _, result = detect_result
+    assert len(result["rows"]) == 2 * 4 + 2 * 3
+    successes = {(a["model"], a["eps"]): a["n_success"] for a in result["attacks"]}
+    for row in result["rows"]:
+        n = successes[(row["model"], row["eps"])]
+        assert row["n_clean"] == row["n_adversarial"] == n
+        if n:
+            assert 0.0 <= row["auc"] <= 1.0 and 0.0 <= row["tpr_at_fpr"] <= 1.0
+    for attack in result["attacks"]:
+        assert attack["n_images"] == 80 and attack["n_success"] <= attack["n_correct"]
+
+
+def test_detect_summary_is_the_difference_of_rows(detect_result):
+    _, result = detect_result
+    rows = {(r["model"], r["eps"], r["score"]): r["auc"] for r in result["rows"]}
+    for summary in result["summary"]:
+        eps = summary["eps"]
+        assert summary["csg_gate_auc"] == rows[("csg", eps, "gate")]
+        if summary["csg_gate_auc"] is not None and summary["std_mi_gate_auc"] is not None:
+            expected = 100 * (rows[("csg", eps, "gate")] - rows[("std", eps, "mi-gate")])
+            assert summary["gain_vs_std_points"] == pytest.approx(expected)
+
+
+def test_detect_on_std_run_alone_uses_the_mi_gate(tiny_digits_pair, tmp_path):
+    code = main(["detect", str(tiny_digits_pair["std"]), "--eps", "0.3", "--attack", "fgsm",
+                 "--device", "cpu", "--out", str(tmp_path), *SMALL])
+    assert code == 0
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    assert {row["score"] for row in result["rows"]} == {"mi-gate", "max-softmax", "mahalanobis"}
+    assert result["protocol"]["steps"] == 1
+
+
+def test_detect_refuses_eps_outside_unit_interval(tiny_digits_pair, capsys):
+    assert main(["detect", str(tiny_digits_pair["csg"]), "--eps", "8", "--device", "cpu"]) == 1
+    assert "pixel units" in capsys.readouterr().err
+
+
+def test_detect_refuses_missing_run(tmp_path, capsys):
+    assert main(["detect", str(tmp_path / "nope"), "--device", "cpu"]) == 1
+    assert "not found" in capsys.readouterr().err

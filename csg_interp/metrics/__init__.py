@@ -5,6 +5,7 @@ Protocol: Liang et al. (2020) and their code ``hyliang96/CSGCNN`` (``mutualinfo.
 ``docs/metrics.md``.
 """
 
+from .evaluation import METRICS_SCHEMA, compare_metrics, evaluate_network, summarize
 from .features import Outputs, extract_features, extract_outputs, resolve_device
 from .filter_table import FilterTable, filter_table
 from .mutual_information import (
@@ -12,11 +13,22 @@ from .mutual_information import (
     mutual_information_matrix,
     normalize_per_filter,
     per_class_mutual_information,
+    stratified_subset,
 )
+from .runs import compare_runs, evaluate_run, load_metrics, run_filter_table
 from .scores import accuracy, gate_from_mi, gate_mi_agreement, mi_ceiling, mi_score
 
 __all__ = [
     "BACKENDS",
+    "METRICS_SCHEMA",
+    "compare_metrics",
+    "compare_runs",
+    "evaluate_network",
+    "evaluate_run",
+    "load_metrics",
+    "run_filter_table",
+    "stratified_subset",
+    "summarize",
     "FilterTable",
     "Outputs",
     "accuracy",

@@ -31,6 +31,7 @@ __all__ = [
     "mutual_information_matrix",
     "per_class_mutual_information",
     "normalize_per_filter",
+    "stratified_subset",
 ]
 
 logger = logging.getLogger(__name__)
@@ -197,9 +198,16 @@ def _balanced_indices(labels: np.ndarray, cls: int, rng: np.random.RandomState) 
     return np.sort(keep)
 
 
-def _cap_samples(
-    labels: np.ndarray, max_samples: int, seed: int
-) -> np.ndarray:
+def stratified_subset(labels: np.ndarray, max_samples: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a class-stratified random subset of ``max_samples`` samples.
+
+    scikit-learn's ``train_test_split(stratify=labels)``; without stratification when a class
+    has a single sample.
+
+    Example:
+        >>> stratified_subset(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 4).size
+        4
+    """
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(labels)
@@ -276,7 +284,7 @@ def mutual_information_matrix(
         if max_samples < n_neighbors + 1:
             raise ValueError(f"max_samples must be at least n_neighbors + 1 = {n_neighbors + 1}")
         if max_samples < labels.size:
-            keep = _cap_samples(labels, max_samples, seed)
+            keep = stratified_subset(labels, max_samples, seed)
             features, labels = features[keep], labels[keep]
     present = set(np.unique(labels).tolist())
     missing = [c for c in range(num_classes) if c not in present]

@@ -15,7 +15,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_OUT ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: venv data demo test bench docs clean help
+.PHONY: venv data browser demo test bench docs clean help
 
 help:
 	@sed -n '1,6p' Makefile
@@ -42,10 +42,23 @@ data:
 	  echo "  or pass --data-root DIR holding the *-ubyte.gz files. The demo falls back to digits."; \
 	fi
 
+# Headless Chromium renders report.html in tests/test_report.py (skipped, with the reason, without it).
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then \
+	  echo "chromium: found"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "chromium: installing the Debian package chromium (for the report's browser test)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	    || echo "chromium: apt-get failed; the report's browser test will be skipped"; \
+	else \
+	  echo "chromium: not found; install it with 'sudo apt-get install chromium' to run the"; \
+	  echo "  report's browser test (it is skipped otherwise)."; \
+	fi
+
 demo: venv data
 	$(PY) -m csg_interp demo --out $(DEMO_OUT)
 
-test: venv data
+test: venv data browser
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 bench: venv data
@@ -56,3 +69,12 @@ docs: venv
 
 clean:
 	rm -rf docs/_build docs/auto_examples docs/gen_modules .pytest_cache result_images
+
+# The paper's CIFAR-10 / ResNet-20 row (docs/training-at-scale.md): DATA = the folder holding
+# cifar-10-batches-py (or that folder itself); RECIPE = cpu (scaled, default) | gpu | smoke.
+RECIPE ?= cpu
+REPRO_OUT ?= runs/reproduce-cifar10
+.PHONY: reproduce-cifar10
+reproduce-cifar10: venv
+	@test -n "$(DATA)" || { echo "usage: make reproduce-cifar10 DATA=DIR [RECIPE=cpu|gpu|smoke] [REPRO_OUT=$(REPRO_OUT)]"; exit 2; }
+	$(PY) experiments/reproduce_cifar10.py --data-root "$(DATA)" --recipe $(RECIPE) --out "$(REPRO_OUT)"

@@ -257,10 +257,9 @@ class GateHeatmapDisplay(_ClassFilterHeatmap):
         class_names: one name per class (row), default ``"0", "1", ...``.
         filter_order: column order to draw; ``None`` keeps the original order.
 
-    Attributes (after :meth:`plot`):
-        ax_, figure_: the axes and figure.
-        mesh_: the seaborn ``QuadMesh``; ``mesh_.get_array()`` is :attr:`sorted_matrix`.
-        colorbar_: the colour bar, or ``None``.
+    After :meth:`plot`, ``ax_`` and ``figure_`` hold the axes and figure, ``mesh_`` the seaborn
+    ``QuadMesh`` (``mesh_.get_array()`` is :attr:`sorted_matrix`) and ``colorbar_`` the colour
+    bar (or ``None``).
 
     Example:
         >>> import matplotlib; matplotlib.use("agg")
@@ -394,7 +393,7 @@ class GateWeightPanelsDisplay:
     Attributes:
         panels: ``{"gate", "csg_weight", "std_weight", "gated_weight"}`` → the scaled, sorted
             (C, K) arrays that are drawn, in drawing order.
-        axes_, figure_, meshes_: after :meth:`plot`.
+        plotted: after :meth:`plot`, ``axes_``, ``figure_`` and ``meshes_``.
     """
 
     titles = {
@@ -495,7 +494,12 @@ class GateWeightPanelsDisplay:
             num_filters = max(panel.shape[1] for panel in self.panels.values())
             width = max(5.0, min(16.0, 0.18 * num_filters + 2))
             height = 4 * max(1.6, 0.3 * len(self.class_names) + 0.8)
-            _, axes = plt.subplots(4, 1, figsize=(width, height), constrained_layout=True)
+            # No layout engine while drawing: seaborn draws the whole figure once per heatmap
+            # (to check tick-label overlap), and constrained layout would redo it every time.
+            _, axes = plt.subplots(4, 1, figsize=(width, height))
+            created = True
+        else:
+            created = False
         axes = list(np.ravel(axes))
         if len(axes) != 4:
             raise ValueError(f"the four-panel figure needs 4 axes, got {len(axes)}")
@@ -518,6 +522,8 @@ class GateWeightPanelsDisplay:
             self.meshes_.append(mesh)
         self.axes_ = np.array(axes, dtype=object)
         self.figure_ = axes[0].figure
+        if created:
+            self.figure_.tight_layout()
         return self
 
 
@@ -544,7 +550,7 @@ class MIComparisonDisplay:
         matrices: ``{"CSG": sorted csg_mi, "STD": sorted std_mi}`` as drawn.
         scores: ``{"CSG": MIS, "STD": MIS}``.
         vmax: the shared upper end of the colour scale (the larger maximum).
-        axes_, figure_, meshes_: after :meth:`plot`.
+        plotted: after :meth:`plot`, ``axes_``, ``figure_`` and ``meshes_``.
     """
 
     def __init__(
@@ -614,7 +620,10 @@ class MIComparisonDisplay:
             num_filters = max(m.shape[1] for m in self.matrices.values())
             width = max(5.0, min(16.0, 0.18 * num_filters + 2))
             height = 2 * max(2.0, 0.35 * len(self.class_names) + 1)
-            _, axes = plt.subplots(2, 1, figsize=(width, height), constrained_layout=True)
+            _, axes = plt.subplots(2, 1, figsize=(width, height))
+            created = True
+        else:
+            created = False
         axes = list(np.ravel(axes))
         if len(axes) != 2:
             raise ValueError(f"the MI comparison needs 2 axes, got {len(axes)}")
@@ -636,6 +645,8 @@ class MIComparisonDisplay:
             self.meshes_.append(mesh)
         self.axes_ = np.array(axes, dtype=object)
         self.figure_ = axes[0].figure
+        if created:
+            self.figure_.tight_layout()
         return self
 
 
@@ -719,10 +730,9 @@ class AttributionOverlayDisplay:
         true_boxes: ground-truth boxes (m, 4), xyxy.
         title: axes title.
 
-    Attributes:
-        image, heatmap: the (H, W[, 3]) image and the upsampled (H, W) map that are drawn.
-        image_, overlay_: the two ``AxesImage`` artists; box_patches_, true_box_patches_: the
-            ``Rectangle`` patches; ax_, figure_ (after :meth:`plot`).
+    ``image`` and ``heatmap`` are the (H, W[, 3]) image and the upsampled (H, W) map that are
+    drawn. After :meth:`plot`: ``image_`` and ``overlay_`` (the two ``AxesImage`` artists),
+    ``box_patches_`` and ``true_box_patches_`` (the ``Rectangle`` patches), ``ax_``, ``figure_``.
     """
 
     def __init__(
@@ -823,8 +833,8 @@ class ClassFiltersDisplay:
         gate_values: the n gate values ``G[c, k]`` (shown in the titles), or ``None``.
         class_name: the class's name (figure title).
 
-    Attributes:
-        panels_: the :class:`AttributionOverlayDisplay` of each filter; axes_, figure_.
+    After :meth:`plot`: ``panels_`` (one :class:`AttributionOverlayDisplay` per filter),
+    ``axes_`` and ``figure_``.
     """
 
     def __init__(

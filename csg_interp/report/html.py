@@ -1,0 +1,169 @@
+"""A small self-contained HTML document: sections, tables and base64-embedded figures.
+
+Everything goes into one file: the CSS is inline and figures are ``data:image/png;base64`` URIs,
+so the report opens offline, can be mailed or attached to a CI run, and references no external URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["HtmlReport", "figure_to_data_uri", "image_file_to_data_uri", "format_value"]
+
+_CSS = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #bbb; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: right; }
+th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; max-width: 100%; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.85em; color: #444; max-width: 60em; }
+.note { color: #666; font-size: 0.9em; } nav a { margin-right: 1em; }
+"""
+
+_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def figure_to_data_uri(figure: Any, dpi: int = 100, close: bool = True) -> str:
+    """Render a matplotlib figure to a ``data:image/png;base64,...`` URI.
+
+    Args:
+        figure: a matplotlib ``Figure``.
+        dpi: resolution.
+        close: close the figure afterwards (frees its memory).
+
+    Returns:
+        The data URI.
+    """
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    if close:
+        plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def image_file_to_data_uri(path: Any) -> str:
+    """A PNG or JPEG file as a data URI.
+
+    Raises:
+        ValueError: for another file type.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    mime = _IMAGE_TYPES.get(path.suffix.lower())
+    if mime is None:
+        raise ValueError(f"{path.name}: only {', '.join(_IMAGE_TYPES)} images can be embedded")
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def format_value(value: Any, digits: int = 4) -> str:
+    """A table cell: floats to ``digits`` significant decimals, ``None`` as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.{digits}f}"
+    return str(value)
+
+
+@dataclass
+class HtmlReport:
+    """An HTML document built section by section.
+
+    Args:
+        title: the page title.
+
+    Attributes:
+        figures: the captions of every embedded image, in order (one ``<img>`` each).
+
+    Example:
+        >>> report = HtmlReport("run")
+        >>> report.section("Metrics")
+        >>> report.table([{"name": "acc", "value": 0.91}])
+        >>> "<table>" in report.render()
+        True
+    """
+
+    title: str
+    figures: list[str] = field(default_factory=list)
+    _parts: list[str] = field(default_factory=list)
+    _sections: list[tuple[str, str]] = field(default_factory=list)
+
+    def section(self, heading: str) -> None:
+        """Start a new section (``<h2>``, listed in the page's navigation)."""
+        anchor = f"s{len(self._sections) + 1}"
+        self._sections.append((anchor, heading))
+        self._parts.append(f'<h2 id="{anchor}">{html.escape(heading)}</h2>')
+
+    def subheading(self, text: str) -> None:
+        self._parts.append(f"<h3>{html.escape(text)}</h3>")
+
+    def paragraph(self, text: str, note: bool = False) -> None:
+        css = ' class="note"' if note else ""
+        self._parts.append(f"<p{css}>{html.escape(text)}</p>")
+
+    def figure(self, source: Any, caption: str, dpi: int = 100) -> None:
+        """Embed a matplotlib figure (closed afterwards) or a data URI, with a caption."""
+        uri = source if isinstance(source, str) else figure_to_data_uri(source, dpi=dpi)
+        if not uri.startswith("data:image/"):
+            raise ValueError("figures must be matplotlib figures or data:image URIs (no links)")
+        self.figures.append(caption)
+        self._parts.append(
+            f'<figure><img src="{uri}" alt="{html.escape(caption, quote=True)}" '
+            f'data-figure="{len(self.figures)}"><figcaption>{html.escape(caption)}</figcaption>'
+            "</figure>"
+        )
+
+    def table(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        columns: Sequence[str] | None = None,
+        collapsed: str | None = None,
+    ) -> None:
+        """A table of dict rows (``columns``: which keys, default the first row's).
+
+        Args:
+            rows: the rows.
+            columns: the columns to show, in order.
+            collapsed: put the table in a closed ``<details>`` with this summary text.
+        """
+        if not rows:
+            self.paragraph("(empty table)", note=True)
+            return
+        columns = list(columns or rows[0].keys())
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(format_value(row.get(c)))}</td>" for c in columns)
+            + "</tr>"
+            for row in rows
+        )
+        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        if collapsed:
+            table = f"<details><summary>{html.escape(collapsed)}</summary>{table}</details>"
+        self._parts.append(table)
+
+    def render(self) -> str:
+        """The complete document."""
+        nav = " ".join(
+            f'<a href="#{anchor}">{html.escape(heading)}</a>' for anchor, heading in self._sections
+        )
+        return (
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>"
+            f"<h1>{html.escape(self.title)}</h1><nav>{nav}</nav>"
+            + "\n".join(self._parts)
+            + "</body></html>\n"
+        )

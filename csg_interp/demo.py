@@ -33,7 +33,31 @@ def _banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
-STAGES: list[tuple[str, Callable[[DemoContext], None]]] = []
+def stage_detect(ctx: DemoContext) -> None:
+    """Adversarial detection (issue 7): PGD at ε = 0.03 and 0.1 on 1k test images (200 with
+    ``--quick``); gate consistency of the CSG model vs the MI gate of the STD model, max-softmax
+    and Mahalanobis; fitted on validation images. Writes ``<csg run>/detect/``."""
+    from csg_interp.applications.pipeline import detect_run
+    from csg_interp.commands.detect import format_summary
+
+    if "csg" not in ctx.runs:
+        print("[detect] skipped: no CSG run on the context (run the train stage first)")
+        return
+    result = detect_run(
+        ctx.runs["csg"], ctx.runs.get("std"), method="pgd", eps=(0.03, 0.1),
+        num_images=200 if ctx.quick else 1000, fit_images=500 if ctx.quick else 2000,
+        device=ctx.device, seed=ctx.seed, data_root=ctx.data_root,
+    )
+    ctx.artifacts["detect"] = result
+    print(format_summary(result))
+    out = Path(ctx.runs["csg"]) / "detect"
+    print(f"[detect] wrote {out / 'metrics.json'} and {', '.join(result['figures'])} in {out}")
+
+
+# Pipeline order: train → evaluate → explain → localize → detect → report.
+STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
+    ("detect", stage_detect),
+]
 
 
 def run_demo(

@@ -73,3 +73,12 @@ def test_detect_refuses_eps_outside_unit_interval(tiny_digits_pair, capsys):
 def test_detect_refuses_missing_run(tmp_path, capsys):
     assert main(["detect", str(tmp_path / "nope"), "--device", "cpu"]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_demo_stage_detect_is_registered_and_skips_without_runs(tmp_path, capsys):
+    from csg_interp.demo import STAGES, DemoContext, stage_detect
+
+    assert ("detect", stage_detect) in STAGES
+    ctx = DemoContext(tmp_path, "digits", None, "cpu", 0, True)
+    stage_detect(ctx)
+    assert "skipped" in capsys.readouterr().out and "detect" not in ctx.artifacts

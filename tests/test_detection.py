@@ -241,3 +241,16 @@ def test_gate_score_end_to_end_on_hand_weighted_net():
     assert outputs.predicted.tolist() == [0, 1]
     # class 0 keeps filters 0, 1: outside share 0.4 / 2.0; class 1 keeps 2, 3: 0.6 / 2.0
     np.testing.assert_allclose(GateConsistencyScore.from_net(net).score(outputs), [0.2, 0.3], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["csg_interp.applications.attacks", "csg_interp.applications.detection",
+     "csg_interp.applications.plots"],
+)
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -134,16 +134,29 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        if "global" in str(error).lower():  # a reference to a Python callable or class
+            raise CheckpointError(
+                f"{path} was refused: it references Python code or classes ({_named_global(error)}), "
+                "not only tensors and plain containers, and csg_interp loads checkpoints with "
+                "weights_only=True only. Use a checkpoint written by csg-interp train, or a plain "
+                "state dict."
+            ) from error
         raise CheckpointError(
-            f"{path} was refused: it holds objects other than tensors and plain containers "
-            "(possibly pickled code), and csg_interp loads checkpoints with weights_only=True only. "
-            "Use a checkpoint written by csg-interp train, or a plain state dict."
+            f"{path} is corrupt or truncated, or not a tensors-only file, and cannot be read "
+            "(weights_only=True). Use best.pt, or retrain."
         ) from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise CheckpointError(
             f"{path} is corrupt or truncated and cannot be read ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}). Use best.pt, or retrain."
         ) from error
+
+
+def _named_global(error: Exception) -> str:
+    for line in str(error).splitlines():
+        if "global" in line.lower():
+            return line.strip()[:160]
+    return "unknown global"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

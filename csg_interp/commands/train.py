@@ -1,0 +1,162 @@
+"""Train a CSG network (or its STD twin with --no-gate) into a run directory.
+
+The run directory receives config.json, manifest.json, metrics.jsonl (one row per epoch),
+last.pt and best.pt. Options marked "preset" default to the value of --preset: `scratch`
+(training from scratch, the default) or `reference` (the reference code verbatim, for
+fine-tuning from --weights). See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a CSG network or its STD twin (--no-gate) into a run directory"
+
+#: Preset values shown in --help (tests/test_cli_train.py checks them against the presets).
+PRESET_HELP: dict[str, tuple[str, str]] = {
+    "epochs": ("12", "151"),
+    "batch_size": ("128", "32"),
+    "lr": ("0.001", "1e-05"),
+    "csg_lr": ("0.001", "0.001"),
+    "gate_lr": ("0.01", "0.001"),
+    "lam": ("0.001", "0.001"),
+    "tau": ("0.1", "0.2"),
+    "warmup": ("round(epochs/6), 0 for joint", "10"),
+    "period": ("3", "3"),
+    "csg_from": ("2", "2"),
+    "align": ("end", "start"),
+    "milestones": ("0.4 0.6 0.8", "0.4 0.6 0.8"),
+    "std_stages": ("all", "2"),
+    "csg_stages": ("1", "1"),
+    "gate_decay": ("False", "True"),
+}
+
+
+class PresetDefault:
+    """The default of an option that comes from --preset; ``--help`` prints both values."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __str__(self) -> str:
+        scratch, reference = PRESET_HELP[self.name]
+        return f"preset: scratch {scratch}, reference {reference}"
+
+    __repr__ = __str__
+
+
+def _stages(value: str) -> int | str:
+    if value == "all":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a positive integer, got {value!r}")
+    return number
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    P = PresetDefault
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--dataset", default="fashion-mnist", help="digits, fashion-mnist, ...")
+    data.add_argument("--data-root", default=None, help="folder with the data set's files")
+    data.add_argument("--data-seed", type=int, default=0, help="split seed (keep it across seeds)")
+    data.add_argument("--train-subset", type=int, default=None, help="train on this many images")
+    data.add_argument("--val-size", type=int, default=None, help="validation images (None: the loader's)")
+    data.add_argument(
+        "--augment", default=None, choices=["none", "flip", "shift", "flip_shift"],
+        help="training augmentation (None: the data set's, flip_shift for Fashion-MNIST)",
+    )
+    data.add_argument("--model", default="resnet8", help="resnet8/14/20, smallcnn, resnet18, ...")
+    data.add_argument("--widths", type=int, nargs="+", default=None, help="stage widths of small models")
+    data.add_argument("--weights", default=None, help="local backbone state dict to fine-tune from")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", required=True, help="the run directory, e.g. runs/NAME")
+    run.add_argument("--epochs", type=int, default=P("epochs"), help="number of epochs")
+    run.add_argument(
+        "--preset", default="scratch", choices=["scratch", "reference"],
+        help="scratch: training from scratch; reference: the reference code verbatim (fine-tuning)",
+    )
+    run.add_argument(
+        "--schedule", default="alternate", choices=["alternate", "joint"],
+        help="alternate: whole STD and CSG epochs (reference code); joint: the paper's summed "
+        "objective every step (a variant)",
+    )
+    run.add_argument("--no-gate", action="store_true", help="train the STD twin (no gate)")
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    run.add_argument("--seed", type=int, default=0, help="seed (runs are deterministic on CPU)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    run.add_argument(
+        "--allow-no-csg", action="store_true", help="accept a gated run whose schedule has no CSG epoch"
+    )
+    run.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--batch-size", type=int, default=P("batch_size"), help="images per step")
+    opt.add_argument("--lr", type=float, default=P("lr"), help="STD-path learning rate")
+    opt.add_argument("--csg-lr", type=float, default=P("csg_lr"),
+                     help="CSG-path learning rate of the backbone/head parameters")
+    opt.add_argument("--gate-lr", type=float, default=P("gate_lr"), help="gate learning rate")
+    opt.add_argument("--lam", type=float, default=P("lam"), help="λ, weight of the sparsity hinge")
+    opt.add_argument("--csg-weight", type=float, default=1.0,
+                     help="λ1, weight of the CSG cross-entropy (joint schedule)")
+    opt.add_argument("--tau", type=float, default=P("tau"), help="τ, the hinge's L1-density bound")
+    opt.add_argument("--warmup", type=int, default=P("warmup"), help="STD-only epochs at the start")
+    opt.add_argument("--period", type=int, default=P("period"), help="alternation period (epochs)")
+    opt.add_argument("--csg-from", type=int, default=P("csg_from"),
+                     help="epochs whose phase in the period is ≥ this are CSG epochs")
+    opt.add_argument("--align", default=P("align"), choices=["start", "end"],
+                     help="phases counted from epoch 0 (start) or so that the last epoch is CSG (end)")
+    opt.add_argument("--milestones", type=float, nargs="+", default=P("milestones"),
+                     help="lr × gamma at these fractions of (epochs − 1), in each path's own epochs")
+    opt.add_argument("--gamma", type=float, default=0.1, help="learning-rate decay factor")
+    opt.add_argument("--std-stages", type=_stages, default=P("std_stages"),
+                     help="what the STD path trains: 'all' or the last N stages + head")
+    opt.add_argument("--csg-stages", type=_stages, default=P("csg_stages"),
+                     help="what the CSG path trains besides the gate: 'all' or the last N stages + head")
+    opt.add_argument("--gate-decay", default=P("gate_decay"), action=argparse.BooleanOptionalAction,
+                     help="the gate's learning rate follows the milestones")
+    opt.add_argument("--projection", default="max", choices=["max", "clip"],
+                     help="gate projection after every CSG step")
+    opt.add_argument("--gate-init", type=float, default=0.5, help="initial gate value")
+
+
+_CONFIG_FIELDS = (
+    "dataset", "data_root", "data_seed", "train_subset", "val_size", "augment", "model", "widths",
+    "weights", "out", "epochs", "preset", "schedule", "gate", "device", "seed", "allow_no_csg",
+    "batch_size", "lr", "csg_lr", "gate_lr", "lam", "csg_weight", "tau", "warmup", "period",
+    "csg_from", "align", "milestones", "gamma", "std_stages", "csg_stages", "gate_decay",
+    "projection", "gate_init",
+)  # fmt: skip
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~csg_interp.training.TrainConfig` the parsed options describe."""
+    from csg_interp.training import TrainConfig
+
+    return TrainConfig(**{name: getattr(args, name) for name in _CONFIG_FIELDS})
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from csg_interp.training import fit
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    config = config_from_args(args).resolved()
+    trained = fit(config, resume=args.resume, progress=args.progress)
+    result = trained.manifest.get("result") or {}
+    kind = "CSG" if trained.has_gate else "STD"
+    density = result.get("gate_density")
+    print(
+        f"{kind} {config.model} on {config.dataset}: {trained.epochs_done} epochs, "
+        f"test accuracy {result.get('test_acc', float('nan')):.4f}"
+        + (f", gate L1-density {density:.3f}" if density is not None else "")
+        + f"; run directory {trained.run_dir}"
+    )
+    return 0

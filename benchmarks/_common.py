@@ -10,13 +10,16 @@ __all__ = ["interleaved_medians", "markdown_table"]
 
 
 def interleaved_medians(
-    candidates: dict[str, Callable[[], object]], rounds: int = 7, repeats: int = 5, warmup: int = 2
+    candidates: dict[str, Callable[[], object]], rounds: int = 7, repeats: int = 5, warmup: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Median seconds per call of each candidate, measured in interleaved rounds.
 
     Each round runs every candidate ``repeats`` times back to back, in turn, so slow drifts of a
     shared, noisy machine hit all candidates alike. Returns the median over rounds of the mean
-    time per call within a round.
+    time per call within a round. ``clock`` defaults to wall time; ``time.process_time`` (CPU
+    seconds of this process) is robust to other processes on an oversubscribed machine when the
+    candidates run single-threaded.
     """
     for fn in candidates.values():
         for _ in range(warmup):
@@ -24,10 +27,10 @@ def interleaved_medians(
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
-            start = time.perf_counter()
+            start = clock()
             for _ in range(repeats):
                 fn()
-            samples[name].append((time.perf_counter() - start) / repeats)
+            samples[name].append((clock() - start) / repeats)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

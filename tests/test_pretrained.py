@@ -20,7 +20,7 @@ from csg_interp.training.pretrained import (
     attach_gate,
     fit_gate_only,
     freeze_batchnorm,
-    load_weights,
+    load_pretrained,
     read_state_dict,
     resolve_weights,
 )
@@ -39,7 +39,7 @@ def test_new_head_for_the_data_sets_classes(resnet18_file) -> None:
     path, source = resnet18_file
     model = build_backbone("resnet18", num_classes=7)
     fresh_head = model.fc.weight.detach().clone()
-    report = load_weights(model, path)
+    report = load_pretrained(model, path)
     assert report.new_head == ["fc.weight", "fc.bias"] and report.adapted == []
     state = model.state_dict()
     for key, value in source.items():
@@ -52,7 +52,7 @@ def test_new_head_for_the_data_sets_classes(resnet18_file) -> None:
 def test_same_classes_loads_the_head_too(resnet18_file) -> None:
     path, source = resnet18_file
     model = build_backbone("resnet18", num_classes=1000)
-    assert load_weights(model, path).new_head == []
+    assert load_pretrained(model, path).new_head == []
     assert torch.equal(model.fc.weight, source["fc.weight"])
 
 
@@ -60,7 +60,7 @@ def test_resnet50_round_trip_and_a_224px_csg_forward(tmp_path: Path) -> None:
     source = build_backbone("resnet50", num_classes=1000)
     torch.save(source.state_dict(), tmp_path / "r50.pt")
     model = build_backbone("resnet50", num_classes=3)
-    load_weights(model, tmp_path / "r50.pt")
+    load_pretrained(model, tmp_path / "r50.pt")
     assert torch.equal(model.layer4[2].conv3.weight, source.layer4[2].conv3.weight)
     net = CSGNet.from_backbone(model, normalize=((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
     assert net.num_filters == 2048
@@ -72,7 +72,7 @@ def test_grey_input_adapts_the_first_conv_by_summing_rgb(tmp_path: Path) -> None
     source = build_backbone("resnet18", num_classes=5).eval()
     torch.save(source.state_dict(), tmp_path / "rgb.pt")
     grey_model = build_backbone("resnet18", num_classes=5, in_channels=1).eval()
-    report = load_weights(grey_model, tmp_path / "rgb.pt")
+    report = load_pretrained(grey_model, tmp_path / "rgb.pt")
     assert report.adapted == ["conv1.weight"]
     assert torch.allclose(grey_model.conv1.weight, source.conv1.weight.sum(1, keepdim=True))
     x = torch.rand(2, 1, 64, 64)
@@ -86,8 +86,24 @@ def test_wrapped_and_ddp_prefixed_files(tmp_path: Path) -> None:
     torch.save(wrapped, tmp_path / "ddp.pt")
     assert sorted(read_state_dict(tmp_path / "ddp.pt")) == sorted(source.state_dict())
     model = build_backbone("resnet8", num_classes=10, in_channels=1)
-    load_weights(model, tmp_path / "ddp.pt")
+    load_pretrained(model, tmp_path / "ddp.pt")
     assert torch.equal(model.layer3[0].conv2.weight, source.layer3[0].conv2.weight)
+
+
+@pytest.mark.parametrize("form", ["run_checkpoint", "exported"])
+def test_weights_from_a_trained_csg_run_or_an_exported_network(tmp_path: Path, form: str) -> None:
+    source = build_backbone("resnet8", num_classes=10, in_channels=1)
+    net = CSGNet.from_backbone(source, normalize=((0.2,), (0.3,)))
+    if form == "run_checkpoint":  # csg-interp train's last.pt holds the CSGNet under "model"
+        torch.save({"format": "csg_interp.checkpoint", "model": net.state_dict()}, tmp_path / "w.pt")
+    else:  # csg-interp export: the plain network features → head
+        torch.save(net.plain_network().state_dict(), tmp_path / "w.pt")
+    model = build_backbone("resnet8", num_classes=4, in_channels=1)
+    report = load_pretrained(model, tmp_path / "w.pt")
+    assert report.new_head == ["head.linear.weight", "head.linear.bias"]
+    for key, value in source.state_dict().items():
+        if not key.startswith("fc."):
+            assert torch.equal(model.state_dict()[key], value), key
 
 
 class _Payload:
@@ -100,25 +116,25 @@ class _Payload:
 
 def test_bad_weight_files(tmp_path: Path, resnet18_file) -> None:
     with pytest.raises(FileNotFoundError, match="not a torchvision weights name"):
-        load_weights(build_backbone("resnet18", 10), tmp_path / "missing.pt")
+        load_pretrained(build_backbone("resnet18", 10), tmp_path / "missing.pt")
     with pytest.raises(FileNotFoundError, match="pass --weights PATH"):
         read_state_dict(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="missing .*layer1.*; unexpected none"):
-        load_weights(build_backbone("resnet34", 10), resnet18_file[0])
+        load_pretrained(build_backbone("resnet34", 10), resnet18_file[0])
     small = build_backbone("resnet8", 10, 1, widths=(8, 16, 32))
     torch.save(small.state_dict(), tmp_path / "narrow.pt")
     with pytest.raises(ValueError, match="shapes differ outside the head: conv1.weight"):
-        load_weights(build_backbone("resnet8", 10, 3), tmp_path / "narrow.pt")
+        load_pretrained(build_backbone("resnet8", 10, 3), tmp_path / "narrow.pt")
     sentinel = tmp_path / "pwned"
     torch.save({"weight": _Payload(sentinel)}, tmp_path / "payload.pt")
-    with pytest.raises(ValueError, match="not a loadable state dict"):
-        load_weights(build_backbone("resnet8", 10, 1), tmp_path / "payload.pt")
+    with pytest.raises(ValueError, match="was refused"):
+        load_pretrained(build_backbone("resnet8", 10, 1), tmp_path / "payload.pt")
     assert not sentinel.exists()
     torch.save({"weight": [1, 2]}, tmp_path / "list.pt")
     with pytest.raises(ValueError, match="'weight' is a list, not a tensor"):
         read_state_dict(tmp_path / "list.pt")
     (tmp_path / "text.pt").write_text("not a torch file")
-    with pytest.raises(ValueError, match="not a loadable state dict"):
+    with pytest.raises(ValueError, match="refused|corrupt"):
         read_state_dict(tmp_path / "text.pt")
 
 

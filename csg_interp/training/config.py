@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .acceleration import AMP_MODES
 from .gate import PROJECTIONS
 
 __all__ = ["TrainConfig", "PRESETS", "SCHEDULES", "RESUME_MUTABLE_FIELDS"]
@@ -48,7 +49,9 @@ ALIGNS: tuple[str, ...] = ("start", "end")
 AUGMENTS: tuple[str, ...] = ("none", "flip", "shift", "flip_shift")
 
 #: Fields a resumed run may change without breaking exactness (where the run executes).
-RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset({"device", "out", "data_root", "allow_no_csg"})
+RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset(
+    {"device", "out", "data_root", "allow_no_csg", "workers"}
+)
 
 _REFERENCE: dict[str, Any] = {
     "epochs": 151,
@@ -152,6 +155,13 @@ class TrainConfig:
         augment: training augmentation, ``none``/``flip``/``shift``/``flip_shift``
             (``None``: the data set's own choice).
         allow_no_csg: accept a gated run whose schedule has no CSG epoch (otherwise an error).
+        data_options: extra keyword options of the data set's loader, JSON primitives (e.g.
+            ``{"image_size": 224, "skip_corrupt": true}`` for ``folder``).
+        freeze_bn: replace the BatchNorm layers of the stages no path trains by
+            ``FrozenBatchNorm2d`` (running statistics fixed; the reference keeps updating them).
+        amp: mixed precision, ``none`` / ``bf16`` / ``fp16`` (CUDA only; with gradient scaling).
+        channels_last: NHWC memory format for the network and its inputs.
+        workers: processes gathering each step's batch (results do not depend on it).
 
     Example:
         >>> config = TrainConfig(dataset="digits", model="smallcnn", epochs=6).resolved()
@@ -194,6 +204,11 @@ class TrainConfig:
     gate_init: float = 0.5
     augment: str | None = None
     allow_no_csg: bool = False
+    data_options: dict[str, Any] | None = None
+    freeze_bn: bool = False
+    amp: str = "none"
+    channels_last: bool = False
+    workers: int = 0
     _resolved: bool = field(default=False, repr=False, compare=False)
 
     # ----------------------------------------------------------------- presets
@@ -278,6 +293,12 @@ class TrainConfig:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.train_subset is not None and self.train_subset < 2:
             raise ValueError(f"train_subset must be ≥ 2 images, got {self.train_subset}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"workers must be an integer ≥ 0, got {self.workers!r}")
+        if self.data_options is not None and not isinstance(self.data_options, dict):
+            raise ValueError(f"data_options must be a dict of loader options, got {self.data_options!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 

@@ -1,6 +1,6 @@
 """Start from a model you already have: local weights, frozen BatchNorm, a gate for a trained network.
 
-* :func:`load_weights` -- a local state-dict file (or, on a machine with internet, a torchvision
+* :func:`load_pretrained` -- a local state-dict file (or, on a machine with internet, a torchvision
   weights name such as ``ResNet18_Weights.IMAGENET1K_V1``) into a backbone built by
   :func:`csg_interp.models.build_backbone`, with a **new head** when the number of classes differs
   and the first convolution adapted when the number of input channels differs.
@@ -38,7 +38,7 @@ __all__ = [
     "WeightsReport",
     "read_state_dict",
     "resolve_weights",
-    "load_weights",
+    "load_pretrained",
     "freeze_batchnorm",
     "fit_gate_only",
     "attach_gate",
@@ -68,10 +68,13 @@ class WeightsReport:
 
 
 def read_state_dict(path: str | os.PathLike) -> "OrderedDict[str, Tensor]":
-    """Read a state-dict file safely (``torch.load(..., weights_only=True)``).
+    """Read a state-dict file safely (:func:`~csg_interp.training.checkpoint.safe_torch_load`,
+    ``weights_only=True``).
 
-    Accepts a plain state dict, one wrapped under ``state_dict`` / ``model_state_dict`` /
-    ``model`` / ``net``, and keys prefixed by ``module.`` (DataParallel/DDP checkpoints).
+    Accepts a plain state dict (torchvision's ``.pth`` files), one wrapped under ``state_dict`` /
+    ``model_state_dict`` / ``model`` / ``net``, a csg_interp run checkpoint (``last.pt``; its
+    ``model``) or an exported network (``csg-interp export``), and keys prefixed by ``module.``
+    (DataParallel/DDP checkpoints).
 
     Args:
         path: the file.
@@ -88,16 +91,12 @@ def read_state_dict(path: str | os.PathLike) -> "OrderedDict[str, Tensor]":
         >>> sorted(read_state_dict("/tmp/lin.pt"))
         ['bias', 'weight']
     """
+    from .checkpoint import safe_torch_load
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} not found; pass --weights PATH to a state-dict file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise ValueError(
-            f"{path}: not a loadable state dict ({type(error).__name__}: {str(error)[:200]}); it "
-            "must be a torch.save(model.state_dict()) file holding tensors only"
-        ) from error
+    obj = safe_torch_load(path)
     if isinstance(obj, dict):
         for key in _WRAPPER_KEYS:
             if isinstance(obj.get(key), dict):
@@ -186,8 +185,14 @@ def _short(names: Iterable[str], limit: int = 6) -> str:
     return text + (f" (and {len(names) - limit} more)" if len(names) > limit else "")
 
 
-def load_weights(model: nn.Module, weights: str | os.PathLike | dict, model_name: str | None = None) -> WeightsReport:
+def load_pretrained(model: nn.Module, weights: str | os.PathLike | dict, model_name: str | None = None) -> WeightsReport:
     """Load weights into a backbone classifier, with a new head for a different class count.
+
+    The file may hold the backbone's own names (torchvision's, e.g. ``layer4.1.conv2.weight``)
+    or a CSGNet's / exported network's (``features.body.…``, ``head.linear.…``: a csg_interp
+    run's ``last.pt`` or ``csg-interp export``); the latter is loaded through a CSGNet wrapped
+    around ``model``, which shares its modules. A gate and the normalisation in the file are not
+    loaded (the new run has its own data statistics).
 
     Every tensor of ``model`` must be in the file with the same shape, except:
 
@@ -214,7 +219,7 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | dict, model_name
     Example:
         >>> from csg_interp.models import build_backbone
         >>> torch.save(build_backbone("resnet18", 1000).state_dict(), "/tmp/r18.pt")
-        >>> report = load_weights(build_backbone("resnet18", num_classes=10), "/tmp/r18.pt")
+        >>> report = load_pretrained(build_backbone("resnet18", num_classes=10), "/tmp/r18.pt")
         >>> report.new_head
         ['fc.weight', 'fc.bias']
     """
@@ -223,10 +228,23 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | dict, model_name
     else:
         state, source = resolve_weights(weights, model_name)
     report = WeightsReport(source)
-    own = model.state_dict()
-    head = _final_linear_name(model)
+    if any(k.startswith(("features.", "head.")) for k in state) and not any(k in model.state_dict() for k in state):
+        # A CSGNet (run checkpoint) or an exported plain network: same modules, wrapped names.
+        has_normalize = any(k.startswith("features.normalize.") for k in state)
+        channels = state["features.normalize.mean"].numel() if has_normalize else 1
+        target = CSGNet.from_backbone(
+            model, gate=False, normalize=((0.0,) * channels, (1.0,) * channels) if has_normalize else None
+        )  # fmt: skip
+        state = OrderedDict(
+            (k, v) for k, v in state.items() if not k.startswith(("gate.", "features.normalize."))
+        )
+        own_model = target
+    else:
+        own_model = model
+    own = {k: v for k, v in own_model.state_dict().items() if not k.startswith("features.normalize.")}
+    head = _final_linear_name(own_model)
     head_keys = {f"{head}.weight", f"{head}.bias"} if head is not None else set()
-    first_conv = _first_conv_name(model)
+    first_conv = _first_conv_name(own_model)
     first_key = f"{first_conv}.weight" if first_conv is not None else None
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
@@ -256,20 +274,23 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | dict, model_name
             f"{source}: shapes differ outside the head: {_short(mismatched)}; the file was saved "
             "from a different architecture or width"
         )
-    model.load_state_dict(to_load, strict=False)
+    own_model.load_state_dict(to_load, strict=False)
     if report.new_head:
         logger.info("weights %s: new head %s (fresh initialisation)", source, ", ".join(report.new_head))
     return report
 
 
-def freeze_batchnorm(module: nn.Module) -> int:
+def freeze_batchnorm(module: nn.Module, within: Iterable[nn.Module] | None = None) -> int:
     """Replace every ``BatchNorm2d`` inside ``module`` by :class:`torchvision.ops.FrozenBatchNorm2d`.
 
     The frozen layer normalises with the running statistics in train mode too, and its affine
     parameters become buffers (no gradient). Apply it to the stages a run does not train.
 
     Args:
-        module: e.g. ``net.features`` or one stage (``model.layer1``).
+        module: the network (or a part of it) whose layers are replaced, e.g. ``model.layer1``.
+        within: only the BatchNorm layers that also sit inside one of these modules (e.g. the
+            untrained stages of :func:`~csg_interp.training.runs.feature_stages`, which are
+            views onto ``module``).
 
     Returns:
         The number of layers replaced.
@@ -284,10 +305,13 @@ def freeze_batchnorm(module: nn.Module) -> int:
 
     if isinstance(module, nn.BatchNorm2d):
         raise ValueError("pass the module that contains the BatchNorm layers, not the layer itself")
+    chosen = None
+    if within is not None:
+        chosen = {id(m) for part in within for m in part.modules() if isinstance(m, nn.BatchNorm2d)}
     replaced = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.BatchNorm2d):
+            if isinstance(child, nn.BatchNorm2d) and (chosen is None or id(child) in chosen):
                 frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
                 with torch.no_grad():
                     if child.affine:

@@ -71,8 +71,11 @@ def build_net(config: TrainConfig, meta: dict[str, Any], pretrained: bool = True
 
     backbone = build_backbone(config.model, meta["num_classes"], meta["in_channels"], config.widths)
     if pretrained and config.weights:
-        load_weights(backbone, config.weights, strict=False)
-    return CSGNet.from_backbone(
+        # new head for the data set's classes, first conv adapted to its channels (pretrained.py)
+        from .pretrained import load_pretrained
+
+        load_pretrained(backbone, config.weights, model_name=config.model)
+    net = CSGNet.from_backbone(
         backbone,
         num_classes=meta["num_classes"],
         gate=config.gate,
@@ -81,6 +84,23 @@ def build_net(config: TrainConfig, meta: dict[str, Any], pretrained: bool = True
         normalize=(meta["mean"], meta["std"]),
         in_channels=meta["in_channels"],
     )
+    if config.freeze_bn:
+        _freeze_untrained_batchnorm(net, config)
+    return net
+
+
+def _freeze_untrained_batchnorm(net: CSGNet, config: TrainConfig) -> None:
+    """``--freeze-bn``: FrozenBatchNorm2d in the stages that neither path trains."""
+    from .pretrained import freeze_batchnorm
+
+    scopes = [config.std_stages] + ([config.csg_stages] if config.gate else [])
+    if "all" in scopes:
+        raise ValueError(
+            "--freeze-bn freezes the BatchNorm of the stages no path trains, but a path trains "
+            "'all' stages; set --std-stages/--csg-stages to a number (e.g. --preset reference)"
+        )
+    stages = feature_stages(net)
+    freeze_batchnorm(net, within=stages[: max(0, len(stages) - max(scopes))])
 
 
 def _has_params(module: nn.Module) -> bool:

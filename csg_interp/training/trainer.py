@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DistributedSampler
 
+from .acceleration import BatchLoader, MixedPrecision, to_channels_last
 from .augment import augment_batch
 from .checkpoint import (
     CHECKPOINT_FORMAT,
@@ -104,6 +105,7 @@ def load_bundle(config: TrainConfig, **overrides: Any):
     if config.val_size is not None:
         options["val_size"] = config.val_size
     data_root = overrides.pop("data_root", config.data_root)
+    options.update(config.data_options or {})
     options.update(overrides)
     try:
         return load_dataset(config.dataset, data_root=data_root, seed=config.data_seed, **options)
@@ -238,6 +240,9 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         torch.manual_seed(self.config.seed)
         self.net = build_net(self.config, self.meta).to(self.device)
+        self.amp = MixedPrecision(self.config.amp, self.device)
+        if self.config.channels_last:
+            to_channels_last(self.net)
         self.optimizers = self._build_optimizers()
         self.model = self.wrap_model(self.net)
         self.sampler = sampler if sampler is not None else self.make_sampler()
@@ -315,6 +320,7 @@ class Trainer:
             "epochs_done": self.epochs_done,
             "model": self.net.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "amp": self.amp.state_dict(),
             "rng": capture_rng_state(),
             "best": dict(self.best),
             "history": [dict(row) for row in self.history],
@@ -330,6 +336,7 @@ class Trainer:
             raise ValueError(f"the checkpoint has no state for optimiser(s) {', '.join(sorted(missing))}")
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
+        self.amp.load_state_dict(state.get("amp", {}))
         restore_rng_state(state["rng"])
         self.epochs_done = int(state["epochs_done"])
         self.best = dict(state["best"])
@@ -345,23 +352,24 @@ class Trainer:
         c = self.config
         self.net.zero_grad(set_to_none=True)
         csg_logits = None
-        if kind == "std":
-            std_logits = self.model(images)
-            terms: LossTerms = std_objective(std_logits, labels)
-        else:
-            std_logits, csg_logits = self.model(images, labels)
-            gate = self.net.gate.weight
-            if kind == "csg":
-                terms = csg_objective(csg_logits, labels, gate, c.lam, c.tau)
-                with torch.no_grad():
-                    terms.ce_std = nn.functional.cross_entropy(std_logits, labels)
+        with self.amp.autocast():  # --amp: forward and losses (losses stay float32)
+            if kind == "std":
+                std_logits = self.model(images)
+                terms: LossTerms = std_objective(std_logits, labels)
             else:
-                terms = joint_objective(std_logits, csg_logits, labels, gate, c.lam, c.tau, c.csg_weight)
+                std_logits, csg_logits = self.model(images, labels)
+                gate = self.net.gate.weight
+                if kind == "csg":
+                    terms = csg_objective(csg_logits, labels, gate, c.lam, c.tau)
+                    with torch.no_grad():
+                        terms.ce_std = nn.functional.cross_entropy(std_logits, labels)
+                else:
+                    terms = joint_objective(std_logits, csg_logits, labels, gate, c.lam, c.tau, c.csg_weight)
         loss = float(terms.total.detach())
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"the {kind} loss is {loss}")
-        terms.total.backward()
-        self.optimizers[self.schedule.optimizer_for(kind)].step()
+        self.amp.backward(terms.total)
+        self.amp.step(self.optimizers[self.schedule.optimizer_for(kind)])
         resets = self.net.gate.project_() if kind != "std" else 0
         with torch.no_grad():
             result = {
@@ -403,12 +411,16 @@ class Trainer:
             unit="step", leave=True, dynamic_ncols=True,
             disable=not (self.progress and self.is_writer),
         )  # fmt: skip
+        # --workers / pinned memory: the same batches, gathered ahead; augmentation is exact
+        # (flips and integer shifts), so doing it on the device gives the CPU's result.
+        loader = BatchLoader(train, batches, self.config.workers, pin_memory=self.device.type == "cuda")
         try:
-            for step, index in enumerate(batches):
-                images, labels = train.tensors(index)
-                images = augment_batch(images, self.augment, generator)
+            for step, (images, labels) in enumerate(loader):
                 images = images.to(self.device, non_blocking=True)
                 labels = labels.to(self.device, non_blocking=True)
+                images = augment_batch(images, self.augment, generator)
+                if self.config.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
                 try:
                     parts = self.train_step(kind, images, labels)
                 except TrainingDivergedError as error:

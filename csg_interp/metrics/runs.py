@@ -195,9 +195,9 @@ def compare_runs(
         **kwargs: passed to :func:`evaluate_run` (``max_samples``, ``checkpoint``, ``device``...).
 
     Returns:
-        ``{"csg": {"runs": [...], "summary": ...}, "std": {...}, "comparison": ..., "checks":
-        {name: {"value": ..., "target": ..., "passed": bool}}}``; the gap and ratio use the
-        means over seeds, the ceiling comes from the STD runs.
+        A dict with the keys ``csg`` and ``std`` (each ``{"runs": [...], "summary": ...}``),
+        ``comparison`` and ``checks`` (``{name: {"value": ..., "target": ..., "passed": bool}}``);
+        the gap and ratio use the means over seeds, the ceiling comes from the STD runs.
 
     Raises:
         ValueError: if either side is empty or a CSG directory holds an STD run (or vice versa).

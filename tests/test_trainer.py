@@ -97,3 +97,32 @@ def test_load_run_errors(tmp_path, tiny_digits_pair):
     (tmp_path / "half" / "config.json").write_text(json.dumps({"dataset": "digits"}))
     with pytest.raises(FileNotFoundError, match="has not finished an epoch"):
         load_run(tmp_path / "half")
+
+
+def test_feature_stages_split_small_resnets_at_their_stages():
+    from csg_interp.models import build_backbone
+    from csg_interp.training.runs import feature_stages, scope_parameters
+
+    net = CSGNet.from_backbone(build_backbone("resnet8", 10, 1), normalize=([0.5], [0.25]))
+    stages = feature_stages(net)
+    assert len(stages) == 4  # stem (conv1, bn1, relu), layer1, layer2, layer3
+    layer3 = list(net.features.body.layer3.parameters())
+    last = scope_parameters(net, 1)
+    assert len(last) == len(layer3) + 2  # + head weight and bias
+    assert all(any(p is q for q in last) for p in layer3)
+    assert not any(p is net.gate.weight for p in scope_parameters(net, "all"))
+    with pytest.raises(ValueError, match="last 5 stages but the features have 4"):
+        scope_parameters(net, 5)
+
+
+def test_export_writes_the_plain_network_and_load_network_rejects_other_files(tmp_path, tiny_digits_pair):
+    from csg_interp.training import CheckpointError, export_network, load_network
+
+    run = load_run(tiny_digits_pair["csg"])
+    path = export_network(run, tmp_path / "model.pt")
+    plain = load_network(path)
+    images = torch.rand(5, 1, 8, 8)
+    assert torch.equal(plain(images), run.net(images))
+    assert not any("gate" in name for name, _ in plain.named_parameters())
+    with pytest.raises(CheckpointError, match="not a network exported by csg-interp export"):
+        load_network(tiny_digits_pair["csg"] / "last.pt")

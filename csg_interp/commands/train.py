@@ -127,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 _CONFIG_FIELDS = (
     "dataset", "data_root", "data_seed", "train_subset", "val_size", "augment", "model", "widths",
-    "weights", "out", "epochs", "preset", "schedule", "gate", "device", "seed", "allow_no_csg",
+    "weights", "out", "epochs", "preset", "schedule", "device", "seed", "allow_no_csg",
     "batch_size", "lr", "csg_lr", "gate_lr", "lam", "csg_weight", "tau", "warmup", "period",
     "csg_from", "align", "milestones", "gamma", "std_stages", "csg_stages", "gate_decay",
     "projection", "gate_init",
@@ -138,7 +138,9 @@ def config_from_args(args: argparse.Namespace):
     """The :class:`~csg_interp.training.TrainConfig` the parsed options describe."""
     from csg_interp.training import TrainConfig
 
-    return TrainConfig(**{name: getattr(args, name) for name in _CONFIG_FIELDS})
+    values = {name: getattr(args, name) for name in _CONFIG_FIELDS}
+    values = {k: (None if isinstance(v, PresetDefault) else v) for k, v in values.items()}
+    return TrainConfig(**values, gate=not args.no_gate)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     config = config_from_args(args).resolved()
-    trained = fit(config, resume=args.resume, progress=args.progress)
+    trained = fit(config, resume=args.resume, progress=not args.no_progress)
     result = trained.manifest.get("result") or {}
     kind = "CSG" if trained.has_gate else "STD"
     density = result.get("gate_density")

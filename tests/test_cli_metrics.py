@@ -112,3 +112,19 @@ def test_run_directory_without_checkpoint_is_a_clear_error(pair, tmp_path, capsy
         evaluate_run(tmp_path / "missing")
     with pytest.raises(ValueError, match="unknown split"):
         evaluate_run(pair["csg"], split="holdout")
+
+
+def test_demo_evaluate_stage_prints_the_table(pair, tmp_path, capsys):
+    from csg_interp.demo import STAGES, DemoContext, stage_evaluate
+
+    names = [name for name, _ in STAGES]
+    assert names.index("evaluate") < names.index("detect")  # pipeline order
+    ctx = DemoContext(tmp_path, "digits", None, "cpu", 0, quick=True, runs=dict(pair))
+    stage_evaluate(ctx)
+    printed = capsys.readouterr().out
+    assert "MIS ratio" in printed and "[evaluate] wrote" in printed
+    result = ctx.artifacts["evaluate"]
+    assert result["n_mi"] == 360  # digits' test split is smaller than the 500 cap
+    assert result["comparison"]["mis_ratio"] == pytest.approx(
+        result["mis"] / result["baseline"]["mis"], abs=1e-4
+    )

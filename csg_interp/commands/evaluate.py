@@ -45,6 +45,35 @@ def format_value(value: object, digits: int = 4) -> str:
     return str(value)
 
 
+def format_evaluation(result: dict) -> str:
+    """The table ``evaluate`` prints, from an ``evaluate_run`` result (with or without baseline)."""
+    rows = [("accuracy", "accuracy"), ("MIS", "mis"), ("MIS (normalised)", "mis_normalized"),
+            ("MI ceiling", "mi_ceiling"), ("L1-density", "l1_density"),
+            ("gate/MI agreement", "gate_mi_agreement")]  # fmt: skip
+    base = result.get("baseline")
+    lines = [f"{result['split']} split, N = {result['n']} (MI on {result['n_mi']})"]
+    header = f"{'':20} {result['kind'].upper() + ' ' + str(result['run_dir']):>28}"
+    if base:
+        header += f" {base['kind'].upper() + ' ' + str(base['run_dir']):>28}"
+    lines.append(header)
+    for label, key in rows:
+        line = f"{label:20} {format_value(result.get(key)):>28}"
+        if base:
+            line += f" {format_value(base.get(key)):>28}"
+        lines.append(line)
+    if base:
+        comparison = result["comparison"]
+        lines.append(
+            f"MIS ratio {format_value(comparison['mis_ratio'], 3)}, gap to the STD ceiling "
+            f"closed {format_value(comparison['gap_closed'], 3)}, accuracy "
+            f"{comparison['delta_accuracy_points']:+.2f} points"
+        )
+    lines.append(f"filters per class (MI argmax): {result['filters_per_class_mi']}")
+    if result.get("filters_per_class_gate"):
+        lines.append(f"filters per class (gate argmax): {result['filters_per_class_gate']}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     from csg_interp.metrics.runs import evaluate_run
 
@@ -53,27 +82,6 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint, device=args.device, data_root=args.data_root,
         n_jobs=args.jobs, recompute=args.recompute,
     )  # fmt: skip
-    rows = [("accuracy", "accuracy"), ("MIS", "mis"), ("MIS (normalised)", "mis_normalized"),
-            ("MI ceiling", "mi_ceiling"), ("L1-density", "l1_density"),
-            ("gate/MI agreement", "gate_mi_agreement")]  # fmt: skip
-    base = result.get("baseline")
-    header = f"{'':20} {result['kind'].upper() + ' ' + str(args.run_dir):>28}"
-    if base:
-        header += f" {base['kind'].upper() + ' ' + str(base['run_dir']):>28}"
-    print(f"{result['split']} split, N = {result['n']} (MI on {result['n_mi']})")
-    print(header)
-    for label, key in rows:
-        line = f"{label:20} {format_value(result.get(key)):>28}"
-        if base:
-            line += f" {format_value(base.get(key)):>28}"
-        print(line)
-    if base:
-        comparison = result["comparison"]
-        print(f"MIS ratio {format_value(comparison['mis_ratio'], 3)}, gap to the STD ceiling "
-              f"closed {format_value(comparison['gap_closed'], 3)}, accuracy "
-              f"{comparison['delta_accuracy_points']:+.2f} points")
-    print(f"filters per class (MI argmax): {result['filters_per_class_mi']}")
-    if result.get("filters_per_class_gate"):
-        print(f"filters per class (gate argmax): {result['filters_per_class_gate']}")
+    print(format_evaluation(result))
     print(f"wrote {args.run_dir}/metrics.json")
     return 0

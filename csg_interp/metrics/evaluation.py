@@ -41,7 +41,7 @@ def evaluate_network(
     device: str | None = None,
     max_samples: int | None = None,
     n_jobs: int | None = -1,
-    backend: str = "loky",
+    backend: str = "threading",
     n_neighbors: int = 3,
     random_state: int = 0,
     progress: bool = True,

@@ -74,7 +74,7 @@ def mi_ceiling(
     n_neighbors: int = 3,
     random_state: int = 0,
     n_jobs: int | None = -1,
-    backend: str = "loky",
+    backend: str = "threading",
     per_class: bool = False,
 ) -> float | tuple[float, np.ndarray]:
     """Mean over classes of ``MI(logit_c ; 1[y == c])``, the same estimator as the MI matrix.

@@ -33,6 +33,77 @@ def _banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
+def stage_evaluate(ctx: DemoContext) -> None:
+    """Entanglement metrics (issue 4): accuracy, MIS, its ceiling and L1-density of the CSG run
+    against the STD run, MI on 2k test images (500 with ``--quick``). Writes each run's
+    ``metrics.json`` and prints the STD-vs-CSG table."""
+    from csg_interp.commands.evaluate import format_evaluation
+    from csg_interp.metrics.runs import evaluate_run
+
+    if "csg" not in ctx.runs:
+        print("[evaluate] skipped: no CSG run on the context (run the train stage first)")
+        return
+    result = evaluate_run(
+        ctx.runs["csg"], "test", baseline=ctx.runs.get("std"),
+        max_samples=500 if ctx.quick else 2000, device=ctx.device, data_root=ctx.data_root,
+        progress=False,
+    )  # fmt: skip
+    ctx.artifacts["evaluate"] = result
+    print(format_evaluation(result))
+    written = [Path(ctx.runs[name]) / "metrics.json" for name in ("csg", "std") if name in ctx.runs]
+    print(f"[evaluate] wrote {', '.join(map(str, written))}")
+
+
+#: Training budget of the demo pair: Fashion-MNIST subset (≈2.5 min for both runs on 2 cores)
+#: and digits fallback; ``quick`` is the smoke-test budget (seconds).
+TRAIN_BUDGET: dict[tuple[str, bool], dict[str, Any]] = {
+    ("fashion-mnist", False): dict(model="resnet8", epochs=6, train_subset=8000, val_size=1000),
+    ("fashion-mnist", True): dict(model="resnet8", epochs=2, train_subset=512, val_size=200),
+    ("digits", False): dict(model="resnet8", epochs=12, batch_size=64),
+    ("digits", True): dict(model="smallcnn", epochs=3, batch_size=64),
+}
+
+
+def _demo_dataset(ctx: DemoContext) -> str:
+    """``auto``: Fashion-MNIST when its files are found, else digits, said loudly."""
+    from csg_interp.data import MissingDatasetError, find_fashion_mnist
+
+    if ctx.dataset != "auto":
+        return ctx.dataset
+    try:
+        find_fashion_mnist(ctx.data_root)
+        return "fashion-mnist"
+    except MissingDatasetError as error:
+        print("!" * 78)
+        print("!! Fashion-MNIST NOT FOUND: the demo falls back to scikit-learn's 8x8 DIGITS.")
+        print(f"!! {error}")
+        print("!" * 78, flush=True)
+        return "digits"
+
+
+def stage_train(ctx: DemoContext) -> None:
+    """Train the STD/CSG pair (issue 3): same seed, data and budget, ``scratch`` preset; the
+    STD twin first. Writes ``<out>/runs/std`` and ``<out>/runs/csg``; a finished pair in the same
+    place is reused (``resume``), a different one is an error."""
+    from csg_interp.training import TrainConfig, fit
+
+    dataset = _demo_dataset(ctx)
+    ctx.dataset = dataset
+    budget = TRAIN_BUDGET[(dataset, ctx.quick)]
+    print(f"[train] {dataset}: {budget}, seed {ctx.seed}, device {ctx.device}", flush=True)
+    for name, gate in (("std", False), ("csg", True)):
+        config = TrainConfig(
+            dataset=dataset, data_root=ctx.data_root, device=ctx.device, seed=ctx.seed, gate=gate,
+            out=str(ctx.out / "runs" / name), **budget,
+        )  # fmt: skip
+        run = fit(config, resume=True, progress=not ctx.quick)
+        ctx.runs[name] = run.run_dir
+        result = run.manifest["result"]
+        density = f", gate L1-density {result['gate_density']:.3f}" if gate else ""
+        print(f"[train] {name.upper()}: test accuracy {result['test_acc']:.4f}{density} "
+              f"→ {run.run_dir}", flush=True)  # fmt: skip
+
+
 def stage_detect(ctx: DemoContext) -> None:
     """Adversarial detection (issue 7): PGD at ε = 0.03 and 0.1 on 1k test images (200 with
     ``--quick``); gate consistency of the CSG model vs the MI gate of the STD model, max-softmax
@@ -56,6 +127,8 @@ def stage_detect(ctx: DemoContext) -> None:
 
 # Pipeline order: train → evaluate → explain → localize → detect → report.
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
+    ("train", stage_train),
+    ("evaluate", stage_evaluate),
     ("detect", stage_detect),
 ]
 

@@ -90,3 +90,67 @@ def test_batch_loader_yields_exactly_the_sampled_batches(workers: int) -> None:
         assert images.is_pinned() == torch.cuda.is_available()
     with pytest.raises(ValueError, match="workers must be"):
         BatchLoader(train, batches, workers=-1)
+
+
+# ----------------------------------------------------------- through the trainer (CPU)
+def _tiny_bundle():
+    bundle = load_dataset("digits")
+    bundle.train = bundle.train.subset(range(64))
+    bundle.val, bundle.test = bundle.val.subset(range(32)), bundle.test.subset(range(32))
+    return bundle
+
+
+def _trainer(out, **options):
+    from csg_interp.training import Trainer, TrainConfig
+
+    config = TrainConfig(
+        dataset="digits", model="smallcnn", widths=[8, 8, 16], epochs=3, batch_size=16,
+        augment="flip_shift", out=str(out), device="cpu", seed=1, **options,
+    ).resolved()  # fmt: skip
+    return Trainer(config, bundle=_tiny_bundle(), progress=False)
+
+
+def _fitted_state(out, **options):
+    trainer = _trainer(out, **options)
+    trainer.fit()
+    return trainer, {k: v.clone() for k, v in trainer.net.state_dict().items()}
+
+
+def test_trainer_workers_change_speed_not_results(tmp_path) -> None:
+    _, serial = _fitted_state(tmp_path / "w0")
+    _, parallel = _fitted_state(tmp_path / "w2", workers=2)
+    assert serial.keys() == parallel.keys()
+    assert all(torch.equal(serial[k], parallel[k]) for k in serial)
+
+
+def test_trainer_channels_last_and_bf16_on_cpu(tmp_path) -> None:
+    reference, plain = _fitted_state(tmp_path / "fp32")
+    nhwc, last = _fitted_state(tmp_path / "nhwc", channels_last=True)
+    conv = [m for m in nhwc.net.modules() if isinstance(m, torch.nn.Conv2d)][0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    # Same computation in another memory layout: float rounding only. (Parameters are not
+    # compared one by one: a conv bias before BatchNorm gets a ~0 gradient, which Adam
+    # normalises into rounding noise; the function the network computes is what matters.)
+    for row, other in zip(reference.history, nhwc.history):
+        assert other["loss"] == pytest.approx(row["loss"], rel=1e-4)
+    x, _ = reference.bundle.val.tensors()
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc.net.eval()(x), reference.net.eval()(x), rtol=1e-3, atol=1e-3)
+    bf16, state = _fitted_state(tmp_path / "bf16", amp="bf16")
+    assert all(v.dtype == plain[k].dtype for k, v in state.items())  # parameters stay float32
+    first, first_fp32 = bf16.history[0]["loss"], reference.history[0]["loss"]
+    assert abs(first - first_fp32) < 0.05 * first_fp32  # measured: well under 1 % here
+    assert bf16.history[-1]["kind"] == "csg" and 0 < bf16.history[-1]["gate_density"] < 1
+
+
+def test_trainer_rejects_fp16_without_cuda(tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("fp16 is valid on this machine")
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        _trainer(tmp_path / "fp16", amp="fp16")
+    from csg_interp.training import TrainConfig
+
+    with pytest.raises(ValueError, match="amp must be one of none, bf16, fp16"):
+        TrainConfig(dataset="digits", amp="int8").resolved()
+    with pytest.raises(ValueError, match="workers must be an integer"):
+        TrainConfig(dataset="digits", workers=-1).resolved()

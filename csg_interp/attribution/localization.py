@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,13 +39,13 @@ from torch import Tensor
 
 from ..training.gate import check_labels
 from .boxes import (
-    all_component_boxes,
     as_map_batch,
     boxes_from_maps,
     boxes_to_masks,
     check_boxes,
     paired_box_iou,
     threshold_maps,
+    upsample_maps,
 )
 
 __all__ = [
@@ -61,7 +62,14 @@ __all__ = [
     "filter_mask_iou",
     "box_localization",
     "max_box_acc",
+    "max_box_acc_versions",
     "energy_pointing_game",
+    "LOCALIZATION_METHODS",
+    "localization_maps",
+    "predict",
+    "evaluate_maps",
+    "gated_activations",
+    "evaluate_filters",
 ]
 
 #: wsolevaluation's two MaxBoxAcc versions: IoU thresholds and whether every component competes.
@@ -423,6 +431,42 @@ class MaxBoxAccResult:
     max_box_acc: float
 
 
+def _sweep_ious(maps: Tensor, gt_boxes: Tensor, thresholds: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Box IoUs over a threshold sweep of min-max normalised maps, in one pass.
+
+    Returns ``(largest, best)``, both (T, N): the IoU of the largest component's box and the
+    best IoU over all components' boxes (0 where nothing is kept). Boxes are xyxy pixel-edge,
+    components 8-connected (OpenCV), ties in area go to the lower label (raster order).
+    """
+    flat = maps.flatten(1)
+    low, high = flat.min(dim=1).values, flat.max(dim=1).values
+    valid = (high > low).numpy()
+    span = torch.where(high > low, high - low, torch.ones_like(high))
+    normalised = ((maps - low[:, None, None]) / span[:, None, None]).numpy()
+    gt = gt_boxes.numpy().astype(np.float64)
+    gt_area = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
+    largest = np.zeros((len(thresholds), maps.shape[0]))
+    best = np.zeros_like(largest)
+    for row, t in enumerate(thresholds.tolist()):
+        binary = (normalised >= t).astype(np.uint8)
+        for index in np.flatnonzero(valid):
+            count, _, stats, _ = cv2.connectedComponentsWithStats(binary[index], connectivity=8)
+            if count <= 1:
+                continue
+            stats = stats[1:].astype(np.float64)
+            x1, y1 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+            x2, y2 = x1 + stats[:, cv2.CC_STAT_WIDTH], y1 + stats[:, cv2.CC_STAT_HEIGHT]
+            g = gt[index]
+            inter = np.clip(np.minimum(x2, g[2]) - np.maximum(x1, g[0]), 0, None) * np.clip(
+                np.minimum(y2, g[3]) - np.maximum(y1, g[1]), 0, None
+            )
+            union = (x2 - x1) * (y2 - y1) + gt_area[index] - inter
+            ious = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+            largest[row, index] = ious[np.argmax(stats[:, cv2.CC_STAT_AREA])]
+            best[row, index] = ious.max()
+    return largest, best
+
+
 def max_box_acc(
     maps: Tensor | np.ndarray,
     gt_boxes: Tensor,
@@ -438,6 +482,7 @@ def max_box_acc(
     competes (the best IoU counts, wsolevaluation's ``multi_contour_eval``) and MaxBoxAcc is
     the mean of the best accuracies at IoU 0.3, 0.5 and 0.7. Differences from wsolevaluation:
     components instead of OpenCV contours, and ``>= t`` instead of ``> int(255·t)`` on uint8.
+    A constant map keeps nothing (a miss at every threshold).
 
     Args:
         maps: (N, H, W) or (N, 1, H, W) at the boxes' resolution (one box per image).
@@ -448,9 +493,19 @@ def max_box_acc(
     Returns:
         :class:`MaxBoxAccResult`.
     """
-    if version not in MAX_BOX_ACC_VERSIONS:
-        raise ValueError(f"unknown MaxBoxAcc version {version!r}; use 'v1' or 'v2'")
-    iou_thresholds, multi = MAX_BOX_ACC_VERSIONS[version]
+    return max_box_acc_versions(maps, gt_boxes, (version,), thresholds)[version]
+
+
+def max_box_acc_versions(
+    maps: Tensor | np.ndarray,
+    gt_boxes: Tensor,
+    versions: Sequence[str] = ("v1", "v2"),
+    thresholds: Sequence[float] | Tensor | None = None,
+) -> dict[str, MaxBoxAccResult]:
+    """:func:`max_box_acc` for several versions from one sweep (the costly part is shared)."""
+    for version in versions:
+        if version not in MAX_BOX_ACC_VERSIONS:
+            raise ValueError(f"unknown MaxBoxAcc version {version!r}; use 'v1' or 'v2'")
     maps = as_map_batch(maps)
     gt_boxes = check_boxes(gt_boxes, image_size=maps.shape[1:], count=maps.shape[0], name="gt_boxes")
     if thresholds is None:
@@ -458,27 +513,20 @@ def max_box_acc(
     thresholds = torch.as_tensor(thresholds, dtype=torch.float64).flatten()
     if thresholds.numel() == 0 or (thresholds < 0).any() or (thresholds > 1).any():
         raise ValueError("thresholds must be a non-empty sweep of values in [0, 1]")
-    accuracy = torch.zeros(len(thresholds), len(iou_thresholds))
-    for row, t in enumerate(thresholds.tolist()):
-        if multi:
-            best = torch.zeros(maps.shape[0])
-            for index, candidates in enumerate(all_component_boxes(maps, t, mode="minmax")):
-                if len(candidates):
-                    ious = paired_box_iou(candidates, gt_boxes[index].expand(len(candidates), 4))
-                    best[index] = ious.max()
-        else:
-            result = boxes_from_maps(maps, t, mode="minmax")
-            best = paired_box_iou(result.boxes, gt_boxes) * result.valid
-        for col, iou_t in enumerate(iou_thresholds):
-            accuracy[row, col] = (best >= iou_t).float().mean()
-    best_rows = accuracy.argmax(dim=0)  # first maximum
-    best_threshold = {
-        iou_t: float(thresholds[best_rows[col]]) for col, iou_t in enumerate(iou_thresholds)
-    }
-    return MaxBoxAccResult(
-        version=version, thresholds=thresholds, iou_thresholds=iou_thresholds, accuracy=accuracy,
-        best_threshold=best_threshold, max_box_acc=float(accuracy.max(dim=0).values.mean()),
-    )  # fmt: skip
+    largest, best = _sweep_ious(maps, gt_boxes, thresholds)
+    results = {}
+    for version in versions:
+        iou_thresholds, multi = MAX_BOX_ACC_VERSIONS[version]
+        ious = torch.from_numpy(best if multi else largest)
+        accuracy = torch.stack([(ious >= t).float().mean(dim=1) for t in iou_thresholds], dim=1)
+        best_rows = accuracy.argmax(dim=0)  # first maximum
+        results[version] = MaxBoxAccResult(
+            version=version, thresholds=thresholds, iou_thresholds=iou_thresholds,
+            accuracy=accuracy,
+            best_threshold={t: float(thresholds[best_rows[c]]) for c, t in enumerate(iou_thresholds)},
+            max_box_acc=float(accuracy.max(dim=0).values.mean()),
+        )  # fmt: skip
+    return results
 
 
 @dataclass
@@ -547,3 +595,197 @@ def energy_pointing_game(
         energy=energy, hits=hits, valid=valid, mean_energy=float(energy.mean()),
         hit_rate=float(hits.float().mean()),
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Maps of a network and the evaluation protocol (what ``csg-interp localize`` and the benchmark run)
+# ---------------------------------------------------------------------------------------------
+
+#: Map methods: ``csg`` -- the gate-weighted CAM ``Σ_k G[c,k]·W[c,k]·A_k`` of
+#: :class:`~csg_interp.attribution.CSGAttribution` (needs a gate); ``cam`` -- CAM
+#: ``Σ_k W[c,k]·A_k`` (Zhou et al., 2016); ``gradcam`` -- Captum ``LayerGradCam`` with ReLU;
+#: ``gradcam++`` -- pytorch-grad-cam's ``GradCAMPlusPlus`` (the ``bench`` extra).
+LOCALIZATION_METHODS: tuple[str, ...] = ("csg", "cam", "gradcam", "gradcam++")
+
+
+def localization_maps(
+    net: torch.nn.Module,
+    images: Tensor,
+    targets: Tensor,
+    method: str,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> Tensor:
+    """Class maps of ``targets`` at the images' resolution, (N, H, W), for one method.
+
+    Layer-resolution maps are upsampled bilinearly (``align_corners=False``); pytorch-grad-cam
+    returns its maps already resized (OpenCV bilinear) and min-max scaled per image.
+
+    Args:
+        net: a :class:`~csg_interp.training.CSGNet` in eval mode (``gated_layer`` is the layer
+            every method explains).
+        images: float (N, C, H, W) in [0, 1].
+        targets: long (N,) classes to explain (the ground truth for GT-known Loc).
+        method: one of :data:`LOCALIZATION_METHODS`.
+        batch_size: images per forward pass.
+        device: where to run.
+
+    Returns:
+        Float (N, H, W) on the CPU.
+
+    Raises:
+        ValueError: unknown method; ``csg`` on a model without a gate; ``gradcam++`` without
+            the ``grad-cam`` package.
+    """
+    from captum.attr import LayerGradCam
+
+    from .csg_attribution import CSGAttribution
+
+    if method not in LOCALIZATION_METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(LOCALIZATION_METHODS)}")
+    targets = check_labels(targets, net.num_classes, images.shape[0])
+    net = net.to(device).eval()
+    size = tuple(images.shape[-2:])
+    if method == "csg":
+        if net.gate is None:
+            raise ValueError(
+                "method 'csg' explains through the learned gate and needs a CSG model; use 'cam' "
+                "for an STD model (or CSGAttribution with gate=gate_from_mi(...))"
+            )
+        explainer: object = CSGAttribution.from_net(net)
+    elif method == "cam":
+        ones = torch.ones(net.num_classes, net.num_filters, device=device)
+        explainer = CSGAttribution(net, net.gated_layer, ones, mode="cam")
+    elif method == "gradcam":
+        explainer = LayerGradCam(net, net.gated_layer)
+    else:
+        try:
+            from pytorch_grad_cam import GradCAMPlusPlus
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+        except ImportError as error:  # pragma: no cover - the bench extra is installed in CI
+            raise ValueError(
+                "method 'gradcam++' needs pytorch-grad-cam: pip install 'csg_interp[bench]'"
+            ) from error
+        explainer = GradCAMPlusPlus(model=net, target_layers=[net.gated_layer])
+    out = torch.zeros(images.shape[0], *size)
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(device)
+        y = targets[start : start + batch_size].to(device)
+        if method == "gradcam++":
+            cams = explainer(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in y])
+            maps = torch.from_numpy(np.asarray(cams, dtype=np.float32))
+        elif method == "gradcam":
+            maps = explainer.attribute(x, target=y, relu_attributions=True).detach()
+        else:
+            with torch.no_grad():
+                maps = explainer.attribute(x, target=y)
+        out[start : start + batch_size] = upsample_maps(maps.cpu(), size)
+    return out
+
+
+@torch.no_grad()
+def predict(net: torch.nn.Module, images: Tensor, batch_size: int = 256, device: str | torch.device = "cpu") -> Tensor:
+    """Predicted classes (argmax of the STD logits ``net(x)``), long (N,) on the CPU."""
+    net = net.to(device).eval()
+    chunks = [
+        net(images[start : start + batch_size].to(device)).argmax(dim=1).cpu()
+        for start in range(0, images.shape[0], batch_size)
+    ]
+    return torch.cat(chunks)
+
+
+def evaluate_maps(
+    val_maps: Tensor,
+    val_boxes: Tensor,
+    test_maps: Tensor,
+    test_boxes: Tensor,
+    test_masks: Tensor,
+    test_labels: Tensor | None = None,
+    test_predictions: Tensor | None = None,
+    thresholds: Sequence[float] | Tensor | None = None,
+) -> dict[str, float]:
+    """The full protocol for one method's ground-truth-class maps; thresholds chosen on val.
+
+    * ``threshold``: the min-max threshold with the best box accuracy (IoU >= 0.5, largest
+      component) on **val** -- MaxBoxAcc v1's argmax there;
+    * ``gt_known_loc`` / ``top1_loc`` / ``top1_cls``: on **test** at that threshold;
+    * ``gt_known_loc_gradcam15``: on test with Grad-CAM's fixed protocol (15 % of the max, the
+      largest component), which chooses nothing;
+    * ``max_box_acc_v1`` / ``max_box_acc_v2``: wsolevaluation's MaxBoxAcc on test (a maximum
+      over the threshold sweep by definition);
+    * ``mask_iou`` / ``mask_hit_rate``: the CSG paper's CAM protocol (top 30 %, IoU > 0.3) on test;
+    * ``energy_pointing`` / ``pointing_hit_rate``: the energy-based and classic pointing game on
+      the test masks.
+
+    Args:
+        val_maps, test_maps: (N, H, W) maps of the ground-truth class at image resolution.
+        val_boxes, test_boxes: (N, 4) true boxes, xyxy pixel-edge.
+        test_masks: bool (N, H, W) object masks.
+        test_labels, test_predictions: (N,) for Top-1 Loc (optional).
+        thresholds: the min-max sweep (default ``0, 0.01, ..., 0.99``).
+
+    Returns:
+        A JSON-ready dict of floats.
+    """
+    operating = max_box_acc(val_maps, val_boxes, "v1", thresholds).best_threshold[0.5]
+    at_operating = boxes_from_maps(test_maps, operating, mode="minmax")
+    loc = box_localization(
+        at_operating.boxes, test_boxes, valid=at_operating.valid, predictions=test_predictions,
+        labels=test_labels,
+    )  # fmt: skip
+    fixed = boxes_from_maps(test_maps, 0.15, mode="max_fraction")
+    masks = cam_mask_iou(test_maps, test_masks)
+    sweeps = max_box_acc_versions(test_maps, test_boxes, thresholds=thresholds)
+    pointing = energy_pointing_game(test_maps, masks=test_masks)
+    result = {
+        "threshold": operating,
+        "gt_known_loc": loc.gt_known_loc,
+        "gt_known_loc_gradcam15": box_localization(fixed.boxes, test_boxes, fixed.valid).gt_known_loc,
+        "max_box_acc_v1": sweeps["v1"].max_box_acc,
+        "max_box_acc_v2": sweeps["v2"].max_box_acc,
+        "mask_iou": masks.mean_iou,
+        "mask_hit_rate": masks.hit_rate,
+        "energy_pointing": pointing.mean_energy,
+        "pointing_hit_rate": pointing.hit_rate,
+        "no_box_rate": float((~at_operating.valid).float().mean()),
+    }
+    if loc.top1_loc is not None:
+        result["top1_loc"] = loc.top1_loc
+        result["top1_cls"] = float(loc.top1_cls)
+    return result
+
+
+@torch.no_grad()
+def gated_activations(
+    net: torch.nn.Module, images: Tensor, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> Tensor:
+    """The gated layer's output A (N, K, h, w) on the CPU (the gate itself is not applied)."""
+    net = net.to(device).eval()
+    return torch.cat(
+        [
+            net.forward_features(images[start : start + batch_size].to(device)).cpu()
+            for start in range(0, images.shape[0], batch_size)
+        ]
+    )
+
+
+def evaluate_filters(
+    net: torch.nn.Module,
+    val_images: Tensor,
+    test_images: Tensor,
+    test_masks: Tensor,
+    test_labels: Tensor,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> dict[str, object]:
+    """The paper's per-filter protocol with t_k from **val** activations, scored on test."""
+    thresholds = filter_thresholds(gated_activations(net, val_images, batch_size, device))
+    result = filter_mask_iou(
+        gated_activations(net, test_images, batch_size, device), test_masks, test_labels,
+        net.num_classes, thresholds=thresholds,
+    )  # fmt: skip
+    return {
+        "filter_ap": result.ap,
+        "filter_iou": result.mean_iou,
+        "rfn": result.rfn.tolist(),
+    }

@@ -252,6 +252,7 @@ def load_scenes(
     scale: Sequence[float] | None = None,
     clutter_count: Sequence[int] = (1, 3),
     clutter_size: Sequence[int] = (14, 22),
+    train_subset: int | None = None,
 ) -> DataBundle:
     """Scenes data set (``load_dataset("scenes", ...)``) with boxes and masks on every split.
 
@@ -270,6 +271,7 @@ def load_scenes(
         scale: object scale range (default: 20–36 px objects for either source).
         clutter_count: (min, max) clutter patches per scene.
         clutter_size: (min, max) clutter side in pixels.
+        train_subset: overrides ``train_size`` (the name the trainer's ``TrainConfig`` uses).
 
     Returns:
         A :class:`DataBundle` named ``"scenes"`` whose splits carry ``extras["boxes"]`` (xyxy,
@@ -280,6 +282,8 @@ def load_scenes(
 
     if source not in SCENE_SOURCES:
         raise ValueError(f"unknown scenes source {source!r}; use one of {', '.join(SCENE_SOURCES)}")
+    if train_subset is not None:
+        train_size = train_subset
     digits = load_digits(seed=seed)
     if source == "fashion-mnist":
         try:

@@ -240,3 +240,66 @@ def test_attach_gate_sets_the_gate_and_keeps_the_std_path() -> None:
         attach_gate(net, torch.rand(32, 3))
     with pytest.raises(ValueError, match="lie in \\[0, 1\\]"):
         attach_gate(net, torch.full((3, 32), 1.5))
+
+
+# ------------------------------------------------------------- through the trainer
+def _reference_trainer(out: Path, weights: Path, **options):
+    from csg_interp.data import load_dataset
+    from csg_interp.training import Trainer, TrainConfig
+
+    bundle = load_dataset("digits")
+    bundle.train, bundle.val = bundle.train.subset(range(48)), bundle.val.subset(range(16))
+    bundle.test = bundle.test.subset(range(16))
+    config = TrainConfig(
+        dataset="digits", model="resnet8", widths=[8, 8, 16], preset="reference", epochs=3,
+        warmup=1, period=2, csg_from=1, batch_size=16, weights=str(weights), out=str(out),
+        device="cpu", **options,
+    ).resolved()  # fmt: skip
+    return Trainer(config, bundle=bundle, progress=False)
+
+
+def test_fine_tuning_from_weights_with_frozen_batchnorm(tmp_path: Path) -> None:
+    from csg_interp.training import load_run
+
+    source = build_backbone("resnet8", num_classes=1000, in_channels=1, widths=(8, 8, 16))
+    for module in source.modules():  # non-trivial statistics to keep
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    torch.save(source.state_dict(), tmp_path / "source.pt")
+    trainer = _reference_trainer(tmp_path / "run", tmp_path / "source.pt", freeze_bn=True)
+    body = trainer.net.features.body
+    assert torch.equal(body.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+    assert trainer.net.linear_head.out_features == 10  # a new head for digits' classes
+    trainer.fit()
+    assert [row["kind"] for row in trainer.history] == ["std", "csg", "std"]
+    # reference preset: STD path trains layer2, layer3 + fc; CSG path layer3 + fc + gate.
+    # The stem and layer1 are frozen: weights and (with --freeze-bn) BatchNorm statistics.
+    assert torch.equal(body.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+    assert torch.equal(body.layer1[0].bn1.running_mean, source.layer1[0].bn1.running_mean)
+    assert torch.equal(body.bn1.running_var, source.bn1.running_var)
+    assert not torch.equal(body.layer2[0].conv1.weight, source.layer2[0].conv1.weight)
+    assert not torch.equal(body.layer3[0].bn1.running_mean, source.layer3[0].bn1.running_mean)
+    run = load_run(tmp_path / "run")  # the frozen layers are rebuilt from the config
+    for key, value in trainer.net.state_dict().items():
+        assert torch.equal(run.net.state_dict()[key], value.cpu()), key
+
+
+def test_without_freeze_bn_frozen_stages_keep_updating_statistics(tmp_path: Path) -> None:
+    source = build_backbone("resnet8", num_classes=10, in_channels=1, widths=(8, 8, 16))
+    torch.save(source.state_dict(), tmp_path / "source.pt")
+    trainer = _reference_trainer(tmp_path / "run", tmp_path / "source.pt")
+    trainer.fit()
+    body = trainer.net.features.body
+    assert torch.equal(body.layer1[0].conv1.weight, source.layer1[0].conv1.weight)  # frozen
+    assert not torch.equal(body.layer1[0].bn1.running_mean, source.layer1[0].bn1.running_mean)
+
+
+def test_freeze_bn_needs_untrained_stages(tmp_path: Path) -> None:
+    from csg_interp.data import load_dataset
+    from csg_interp.training import Trainer, TrainConfig
+
+    config = TrainConfig(dataset="digits", model="resnet8", epochs=3, freeze_bn=True,
+                         out=str(tmp_path / "r")).resolved()  # scratch: STD path trains 'all'
+    with pytest.raises(ValueError, match="--freeze-bn freezes the BatchNorm of the stages no path"):
+        Trainer(config, bundle=load_dataset("digits"), progress=False)

@@ -125,11 +125,26 @@ def stage_detect(ctx: DemoContext) -> None:
     print(f"[detect] wrote {out / 'metrics.json'} and {', '.join(result['figures'])} in {out}")
 
 
+def stage_report(ctx: DemoContext) -> None:
+    """The report (issue 8): one self-contained ``report.html`` for the CSG run with the STD run
+    as baseline -- whatever the earlier stages wrote. Prints its path."""
+    from csg_interp.report import write_report
+
+    if "csg" not in ctx.runs:
+        print("[report] skipped: no CSG run on the context (run the train stage first)")
+        return
+    result = write_report(ctx.runs["csg"], baseline=ctx.runs.get("std"))
+    ctx.artifacts["report"] = result.path
+    print(f"[report] {len(result.figures)} figures, sections: {', '.join(result.sections)}")
+    print(f"[report] open {result.path.resolve()}", flush=True)
+
+
 # Pipeline order: train → evaluate → explain → localize → detect → report.
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("train", stage_train),
     ("evaluate", stage_evaluate),
     ("detect", stage_detect),
+    ("report", stage_report),
 ]
 
 

@@ -15,6 +15,28 @@ from .sanity import (
     deletion_insertion,
     sanity_check,
 )
+from .boxes import (
+    BoxResult,
+    all_component_boxes,
+    boxes_from_maps,
+    check_boxes,
+    component_boxes,
+    paired_box_iou,
+    threshold_maps,
+    upsample_maps,
+)
+from .localization import (
+    LOCALIZATION_METHODS,
+    box_localization,
+    cam_mask_iou,
+    energy_pointing_game,
+    evaluate_maps,
+    filter_mask_iou,
+    filter_thresholds,
+    localization_maps,
+    mask_iou,
+    max_box_acc,
+)
 from .displays import (
     AttributionOverlayDisplay,
     ClassFiltersDisplay,
@@ -26,6 +48,24 @@ from .displays import (
 )
 
 __all__ = [
+    "BoxResult",
+    "all_component_boxes",
+    "boxes_from_maps",
+    "check_boxes",
+    "component_boxes",
+    "paired_box_iou",
+    "threshold_maps",
+    "upsample_maps",
+    "LOCALIZATION_METHODS",
+    "box_localization",
+    "cam_mask_iou",
+    "energy_pointing_game",
+    "evaluate_maps",
+    "filter_mask_iou",
+    "filter_thresholds",
+    "localization_maps",
+    "mask_iou",
+    "max_box_acc",
     "MODES",
     "CSGAttribution",
     "expand_to_input",

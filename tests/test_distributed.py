@@ -207,3 +207,25 @@ def test_environment_checks(monkeypatch: pytest.MonkeyPatch) -> None:
         init_distributed("cpu")
     with pytest.raises(ValueError, match="needs an initialised process group"):
         DistributedTrainer(_config(Path("unused")))
+
+
+def test_torchrun_cli_end_to_end(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "csg_interp", "train", "--dataset", "digits", "--model", "smallcnn",
+        "--widths", "8", "8", "16", "--epochs", "3", "--batch-size", "64", "--device", "cpu",
+        "--out", str(out), "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("CSG smallcnn on digits: 3 epochs") == 1  # printed by rank 0 only
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["world_size"] == 2 and manifest["status"] == "finished"
+    # ceil(1237 / 2) = 619 samples per rank, batches of 64: 10 steps per epoch on each rank.
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["steps"] for row in rows] == [10, 10, 10]

@@ -57,6 +57,19 @@ def _stages(value: str) -> int | str:
     return number
 
 
+def _key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` → (key, value); the value is read as JSON when it parses (``224``, ``true``)."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. image_size=224), got {text!r}")
+    try:
+        return key.replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.replace("-", "_"), value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     P = PresetDefault
     data = parser.add_argument_group("data and model")
@@ -124,13 +137,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="gate projection after every CSG step")
     opt.add_argument("--gate-init", type=float, default=0.5, help="initial gate value")
 
+    scale = parser.add_argument_group(
+        "scale and speed (docs/training-at-scale.md; multi-process: torchrun --nproc_per_node=N "
+        "-m csg_interp train ...)"
+    )
+    scale.add_argument("--data-option", dest="data_options", type=_key_value, action="append",
+                       metavar="KEY=VALUE", default=None,
+                       help="an option of the data set's loader, repeatable (folder: image_size=224, "
+                       "skip_corrupt=true, stats=imagenet, channels=1; cifar10: download=true)")
+    scale.add_argument("--freeze-bn", action="store_true",
+                       help="FrozenBatchNorm2d in the stages no path trains (needs numeric "
+                       "--std-stages/--csg-stages, e.g. --preset reference)")
+    scale.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
+                       help="mixed precision (fp16 on CUDA only, with gradient scaling)")
+    scale.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    scale.add_argument("--workers", type=int, default=0,
+                       help="processes gathering each batch (pinned memory on CUDA); same results")
+
 
 _CONFIG_FIELDS = (
     "dataset", "data_root", "data_seed", "train_subset", "val_size", "augment", "model", "widths",
     "weights", "out", "epochs", "preset", "schedule", "device", "seed", "allow_no_csg",
     "batch_size", "lr", "csg_lr", "gate_lr", "lam", "csg_weight", "tau", "warmup", "period",
     "csg_from", "align", "milestones", "gamma", "std_stages", "csg_stages", "gate_decay",
-    "projection", "gate_init",
+    "projection", "gate_init", "data_options", "freeze_bn", "amp", "channels_last", "workers",
 )  # fmt: skip
 
 
@@ -140,6 +170,8 @@ def config_from_args(args: argparse.Namespace):
 
     values = {name: getattr(args, name) for name in _CONFIG_FIELDS}
     values = {k: (None if isinstance(v, PresetDefault) else v) for k, v in values.items()}
+    if values["data_options"] is not None:  # [(key, value), ...] from repeated --data-option
+        values["data_options"] = dict(values["data_options"])
     return TrainConfig(**values, gate=not args.no_gate)
 
 
@@ -151,7 +183,16 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     config = config_from_args(args).resolved()
-    trained = fit(config, resume=args.resume, progress=not args.no_progress)
+    from csg_interp.training.distributed import fit_distributed, is_torchrun
+
+    if is_torchrun():  # torchrun with N > 1 processes: DDP; rank 0 writes the run and prints
+        import os
+
+        trained = fit_distributed(config, resume=args.resume, progress=not args.no_progress)
+        if int(os.environ["RANK"]) != 0:
+            return 0
+    else:
+        trained = fit(config, resume=args.resume, progress=not args.no_progress)
     result = trained.manifest.get("result") or {}
     kind = "CSG" if trained.has_gate else "STD"
     density = result.get("gate_density")

@@ -92,7 +92,8 @@ def test_cli_explain_csg_and_std_runs(tiny_digits_pair, tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "digit.png"), np.full((8, 8), 128, np.uint8))
     csg_out = tmp_path / "csg_explain"
     code = main(["explain", str(tiny_digits_pair["csg"]), "--images", "0", "3",
-                 str(tmp_path / "digit.png"), "--out", str(csg_out), "--top-n", "3"])  # fmt: skip
+                 str(tmp_path / "digit.png"), "--out", str(csg_out), "--top-n", "3",
+                 "--sanity", "3"])  # fmt: skip
     assert code == 0
     index = json.loads((csg_out / "index.json").read_text())
     assert [e["source"] for e in index["images"]] == ["test[0]", "test[3]", str(tmp_path / "digit.png")]
@@ -102,7 +103,12 @@ def test_cli_explain_csg_and_std_runs(tiny_digits_pair, tmp_path, capsys):
         assert len(entry["filters"]) <= 3
         assert all(f["gate"] >= 0.5 for f in entry["filters"])
         assert (csg_out / entry["npz"]).is_file() and (csg_out / entry["png"]).is_file()
-    assert "wrote 3 explanations" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote 3 explanations" in printed and "sanity check on 3 images" in printed
+    sanity = json.loads((csg_out / "sanity.json").read_text())
+    assert sanity["units"][:2] == ["head", "gate"] and sanity["images"] == 3
+    assert set(index["info"]["sanity"]["final_spearman"]) == {"CSGAttribution", "LayerGradCam"}
+    assert (csg_out / "sanity.md").read_text().startswith("| step |")
 
     std_out = tmp_path / "std_explain"
     code = main(["explain", str(tiny_digits_pair["std"]), "--num-images", "2", "--fit-images",

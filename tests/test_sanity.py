@@ -152,17 +152,19 @@ def test_deletion_insertion_batch_equals_loop_and_errors():
 def test_deletion_insertion_matches_torchcam():
     torchcam_metrics = pytest.importorskip("torchcam.metrics")
     torchcam_methods = pytest.importorskip("torchcam.methods")
-    from functools import partial
-
     net = small_net()
     x = torch.rand(4, 1, 16, 16)
     with torchcam_methods.GradCAM(net, target_layer=net.gated_layer, input_shape=(1, 16, 16)) as cam:
-        metric = torchcam_metrics.DeletionInsertionMetric(cam, partial(torch.softmax, dim=-1), steps=10)
+        # logits_fn=None: torch-cam's Grad-CAM differentiates the score it is given (here the
+        # logit, like Captum's), and the curves score the logit.
+        metric = torchcam_metrics.DeletionInsertionMetric(cam, None, steps=10)
         metric.update(x)
         reference = metric.summary()
     maps = LayerGradCam(net, net.gated_layer).attribute(
         x, target=net(x).argmax(1), relu_attributions=True
     )
-    ours = deletion_insertion(net, x, maps.detach(), target=net(x).argmax(1), steps=10).summary()
+    ours = deletion_insertion(
+        net, x, maps.detach(), target=net(x).argmax(1), steps=10, score="logit"
+    ).summary()
     assert ours["deletion_auc"] == pytest.approx(reference["deletion_auc"], abs=1e-5)
     assert ours["insertion_auc"] == pytest.approx(reference["insertion_auc"], abs=1e-5)

@@ -349,6 +349,7 @@ def explain_run(
     out: str | os.PathLike | None = None,
     figures: bool = True,
     n_jobs: int | None = -1,
+    sanity_images: int = 0,
 ) -> Path:
     """Explain images with a trained run and write them to ``RUN_DIR/explain`` (or ``out``).
 
@@ -369,6 +370,9 @@ def explain_run(
         figures: write the PNGs.
         n_jobs: workers for the MI matrix (``-1`` all cores; ``1`` avoids starting processes,
             faster for a few hundred images).
+        sanity_images: if > 0, also run :func:`~csg_interp.attribution.sanity_check` (cascading
+            randomisation, CSGAttribution vs Captum LayerGradCam) on that many of the images and
+            write ``sanity.json`` and ``sanity.md`` next to the index.
 
     Returns:
         The path of ``index.json``.
@@ -415,4 +419,19 @@ def explain_run(
         "class_map_resolution": list(explanations[0].class_map.shape) if explanations else None,
     }
     target = Path(out) if out is not None else Path(run_dir) / "explain"
+    if sanity_images > 0:
+        from .sanity import sanity_check
+
+        count = min(int(sanity_images), x.shape[0])
+        device_x = x[:count].to(next(net.parameters()).device)
+        result = sanity_check(net, device_x, gate=gate_matrix, mode=mode)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "sanity.json").write_text(json.dumps(
+            {"images": count, "units": result.units, "rows": result.rows}, indent=2))  # fmt: skip
+        (target / "sanity.md").write_text(result.to_markdown() + "\n")
+        info["sanity"] = {
+            "images": count,
+            "final_spearman": {m: result.final(m) for m in result.methods},
+            "unchanged_methods": result.unchanged(),
+        }
     return write_explanations(explanations, x, target, run.classes or None, info, figures)

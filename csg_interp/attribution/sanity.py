@@ -200,6 +200,7 @@ def sanity_check(
     methods: Mapping[str, MethodFactory] | None = None,
     gate: Tensor | None = None,
     seed: int = 0,
+    mode: str = "cam",
 ) -> SanityResult:
     """Cascading model-parameter randomisation (Adebayo et al., 2018) for several methods.
 
@@ -220,6 +221,7 @@ def sanity_check(
             passed on, for STD models).
         gate: a fixed gate for the default ``CSGAttribution`` of an STD model.
         seed: seeds the re-initialisation (the result is deterministic for a given seed).
+        mode: the default ``CSGAttribution``'s mode.
 
     Returns:
         A :class:`SanityResult`.
@@ -232,7 +234,7 @@ def sanity_check(
         ['CSGAttribution', 'LayerGradCam']
     """
     check_images(images)
-    methods = dict(methods) if methods is not None else default_methods(gate)
+    methods = dict(methods) if methods is not None else default_methods(gate, mode)
     if not methods:
         raise ValueError("methods is empty; pass at least one name → factory(model)")
     was_training = net.training

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a filter of class c needs G[c, k] >= this")
     parser.add_argument("--fit-images", type=int, default=2000,
                         help="validation images for the MI gate")
+    parser.add_argument("--sanity", type=int, default=0, metavar="N",
+                        help="also run the cascading-randomisation sanity check on N of the "
+                             "images (writes sanity.json / sanity.md)")
     parser.add_argument("--jobs", type=int, default=-1,
                         help="workers for the MI matrix (-1: all cores)")
     parser.add_argument("--checkpoint", default="last", choices=["last", "best"])
@@ -49,12 +52,17 @@ def run(args: argparse.Namespace) -> int:
         args.run_dir, images=args.images, num_images=args.num_images, gate=args.gate,
         mode=args.mode, top_n=args.top_n, min_gate=args.min_gate, fit_images=args.fit_images,
         checkpoint=args.checkpoint, device=args.device, data_root=args.data_root, out=args.out,
-        figures=not args.no_figures, n_jobs=args.jobs,
+        figures=not args.no_figures, n_jobs=args.jobs, sanity_images=args.sanity,
     )  # fmt: skip
     index = json.loads(index_path.read_text())
     for entry in index["images"]:
         name = entry["predicted_name"] or entry["predicted"]
         filters = ", ".join(f"{f['filter']} (G={f['gate']:.2f})" for f in entry["filters"])
         print(f"{entry['source']}: {name} p={entry['probability']:.2f}; filters: {filters or 'none'}")
+    sanity = index["info"].get("sanity")
+    if sanity:
+        finals = ", ".join(f"{m} {v:.2f}" for m, v in sanity["final_spearman"].items())
+        print(f"sanity check on {sanity['images']} images: Spearman ρ after randomising the whole "
+              f"model: {finals}; unchanged (fail): {', '.join(sanity['unchanged_methods']) or 'none'}")
     print(f"wrote {len(index['images'])} explanations and {index_path}")
     return 0

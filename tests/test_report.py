@@ -21,6 +21,7 @@ from csg_interp.cli import main  # noqa: E402
 from csg_interp.report import (  # noqa: E402
     HtmlReport,
     flatten_metrics,
+    json_tables,
     plot_training_curves,
     write_report,
 )
@@ -72,6 +73,23 @@ def test_flatten_metrics_by_hand():
         "csg.acc": 0.9, "csg.mi.score": 0.2, "classes": "a, b", "long": "(20 values)",
         "rows[0].x": 1, "rows[1].x": 2,
     }
+
+
+def test_json_tables_split_scalars_records_and_keyed_records():
+    document = {
+        "protocol": {"attack": "pgd", "eps": [0.03, 0.1]},
+        "rows": [{"score": "gate", "auc": 0.9}, {"score": "msp", "auc": 0.7}],
+        "models": {"csg": {"acc": 0.9, "loc": 0.5}, "std": {"acc": 0.8, "loc": 0.4}},
+        "nested": {"methods": {"cam": {"iou": 0.3}}, "top1": 0.5},
+    }
+    assert json_tables(document) == [
+        ("values", [{"name": "protocol.attack", "value": "pgd"},
+                    {"name": "protocol.eps", "value": "0.03, 0.1"},
+                    {"name": "nested.top1", "value": 0.5}]),
+        ("rows", [{"score": "gate", "auc": 0.9}, {"score": "msp", "auc": 0.7}]),
+        ("models", [{"": "csg", "acc": 0.9, "loc": 0.5}, {"": "std", "acc": 0.8, "loc": 0.4}]),
+        ("nested.methods", [{"": "cam", "iou": 0.3}]),
+    ]
 
 
 # ------------------------------------------------------------- training curves
@@ -129,7 +147,7 @@ def report_runs(tiny_digits_pair, tmp_path_factory):
     """Copies of the tiny pair, the CSG run holding one file of every kind the report reads.
 
     Expected figures (7): training curves, gate, four-panel (the baseline is an STD model), MI
-    comparison (both runs have filters.csv), two explanation PNGs, one ROC figure.
+    comparison (both runs have filters.csv), two explanation PNGs, one detection PNG.
     """
     root = tmp_path_factory.mktemp("report_runs")
     csg = shutil.copytree(tiny_digits_pair["csg"], root / "csg")
@@ -142,13 +160,19 @@ def report_runs(tiny_digits_pair, tmp_path_factory):
     (std / "metrics.json").write_text(json.dumps({"accuracy": 0.9, "mi": {"score": 0.125}}))
     _save_png(csg / "explain" / "image_0.png", 0.2)
     _save_png(csg / "explain" / "image_1.png", 0.8)
-    (csg / "explain" / "summary.json").write_text(json.dumps({"images": 2}))
-    (csg / "detect").mkdir()
-    with (csg / "detect" / "scores_pgd.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["y_true", "score_gate", "score_msp"])
-        for label in (0, 1) * 10:
-            writer.writerow([label, label + rng.random(), rng.random()])
+    (csg / "explain" / "index.json").write_text(json.dumps({
+        "version": 1, "images": [
+            {"source": "test[0]", "predicted_name": "3", "probability": 0.9, "label_name": "3",
+             "png": "image_0.png", "filters": [{"filter": 4, "gate": 1.0}, {"filter": 7, "gate": 0.6}]},
+            {"source": "test[1]", "predicted_name": "5", "probability": 0.8, "label_name": "8",
+             "png": "image_1.png", "filters": []},
+        ]}))
+    _save_png(csg / "detect" / "roc_pgd.png", 0.5)
+    (csg / "detect" / "metrics.json").write_text(json.dumps({
+        "protocol": {"attack": "pgd", "eps": [0.1]},
+        "rows": [{"model": "csg", "score": "gate", "auc": 0.9375},
+                 {"model": "std", "score": "mi-gate", "auc": 0.625}],
+    }))
     result = write_report(csg, baseline=std)
     return {"csg": csg, "std": std, "result": result}
 
@@ -172,13 +196,18 @@ def test_report_embeds_one_image_per_figure_and_no_external_url(report_runs):
     ]
     # Metrics side by side, the baseline's values in their own column.
     assert "<td>accuracy</td><td>0.8750</td><td>0.9000</td>" in page
-    assert any(caption.startswith("ROC curves (scores_pgd)") for caption in result.figures)
-    assert "image_0.png" in result.figures and "image_1.png" in result.figures
+    # Explanation images are captioned from explain/index.json.
+    assert "image_0.png: predicted 3, p = 0.900, label 3" in result.figures
+    assert "image_1.png: predicted 5, p = 0.800, label 8" in result.figures
+    assert result.figures[-1] == "roc_pgd.png"
+    # JSON records become tables: the detection rows, the explained images with their filters.
+    assert "<td>csg</td><td>gate</td><td>0.9375</td>" in page
+    assert "<td>image_0.png</td><td>4, 7</td>" in page
 
 
 def test_report_without_baseline_has_no_comparison_figures(report_runs, tmp_path):
     result = write_report(report_runs["csg"], out=tmp_path / "solo.html")
-    # Curves, gate, MI heatmap, two explanation images, ROC: no four-panel figure.
+    # Curves, gate, MI heatmap, two explanation images, detection PNG: no four-panel figure.
     assert len(result.figures) == EXPECTED_FIGURES - 1
     assert not any("Top to bottom" in caption for caption in result.figures)
     assert (tmp_path / "solo.html").is_file()
@@ -249,3 +278,18 @@ def test_report_renders_in_headless_chromium(report_runs, tmp_path):
     # Not blank: a real share of the page is ink (text, tables, figures), not background.
     assert (pixels < 200).mean() > 0.02
     assert pixels.std() > 20
+
+
+def test_demo_ends_with_the_report_stage(report_runs, tmp_path, capsys):
+    from csg_interp.demo import STAGES, DemoContext, stage_report
+
+    assert STAGES[-1] == ("report", stage_report)
+    run = shutil.copytree(report_runs["std"], tmp_path / "only")  # cheap to draw
+    context = DemoContext(tmp_path, "digits", None, "cpu", 0, True)
+    context.runs = {"csg": run}
+    stage_report(context)
+    assert context.artifacts["report"] == run / "report.html"
+    assert f"[report] open {(run / 'report.html').resolve()}" in capsys.readouterr().out
+    context.runs = {}
+    stage_report(context)
+    assert "skipped" in capsys.readouterr().out

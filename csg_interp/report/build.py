@@ -12,8 +12,9 @@ checkpoint (``last.pt``)    the gate heatmap; with a baseline, the four-panel fi
                             (G, W of the CSG model, W of the STD model, G⊙W)
 ``filters.csv``             the filter table and the MI heatmap (``mi:<class>`` columns); with a
                             baseline that has one too, the CSG-vs-STD MI comparison
-``explain/``, ``localize/``  every PNG/JPEG (up to ``max_images`` per folder), every JSON (as
-``detect/``                 tables) and CSV (as tables); ROC curves for ``detect/`` score files
+``explain/``, ``localize/``  every PNG/JPEG (up to ``max_images`` per folder; the ROC curves
+``detect/``                 of ``detect``, the overlays of ``localize``, the explanations), every
+                            JSON (as tables, :func:`json_tables`) and CSV (as tables)
 ==========================  ======================================================================
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 from .curves import plot_training_curves
 from .html import HtmlReport
 
-__all__ = ["ReportResult", "write_report", "ANALYSIS_FOLDERS", "flatten_metrics"]
+__all__ = ["ReportResult", "write_report", "ANALYSIS_FOLDERS", "flatten_metrics", "json_tables"]
 
 #: Sub-folders written by ``explain``, ``localize`` and ``detect``, in report order.
 ANALYSIS_FOLDERS: dict[str, str] = {
@@ -226,55 +227,109 @@ def _filters(report: HtmlReport, run_dir: Path, baseline_dir: Path | None) -> No
     report.table(rows, columns, collapsed=f"filter table ({len(rows)} filters; all columns in filters.csv)")
 
 
-def _roc_sources(folder: Path) -> list[tuple[str, Path]]:
-    """``detect/`` files holding per-sample scores: CSV with ``y_true`` and ``score`` columns."""
-    sources = []
-    for path in sorted(folder.rglob("*.csv")):
-        with path.open(newline="") as handle:
-            header = next(csv.reader(handle), [])
-        if "y_true" in header and any(c.startswith("score") for c in header):
-            sources.append((path.stem, path))
-    return sources
+def _cell(value: Any) -> Any:
+    """A table cell from a JSON value: scalars as they are, lists summarised."""
+    if isinstance(value, list):
+        if all(isinstance(v, (int, float, str, bool)) or v is None for v in value):
+            if len(value) <= _MAX_LIST:
+                return ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value)
+            return f"({len(value)} values)"
+        if all(isinstance(v, Mapping) and v for v in value) and len(value) <= _MAX_LIST:
+            # e.g. the fired filters of an explanation: their first field, joined
+            first = next(iter(value[0]))
+            return ", ".join(str(v.get(first)) for v in value)
+        return f"({len(value)} items)"
+    if isinstance(value, Mapping):
+        return f"({len(value)} fields)"
+    return value
+
+
+def _is_record(value: Any) -> bool:
+    """A mapping whose values are scalars or lists (one table row)."""
+    return isinstance(value, Mapping) and bool(value) and not any(
+        isinstance(v, Mapping) for v in value.values()
+    )
+
+
+def json_tables(values: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Tables for a JSON document: one of its scalar fields (``name``/``value``), one per list of
+    records, and one per mapping of records (its keys become the first column).
+
+    Example:
+        >>> doc = {"n": 2, "rows": [{"auc": 0.9}, {"auc": 0.8}], "models": {"a": {"acc": 1.0}}}
+        >>> [(title, len(rows)) for title, rows in json_tables(doc)]
+        [('values', 1), ('rows', 2), ('models', 1)]
+    """
+    scalars: dict[str, Any] = {}
+    tables: list[tuple[str, list[dict[str, Any]]]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, Mapping):
+            if value and all(_is_record(v) for v in value.values()):
+                tables.append((path or "values", [{"": key, **{k: _cell(v) for k, v in row.items()}}
+                                                  for key, row in value.items()]))
+                return
+            for key, child in value.items():
+                walk(child, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            tables.append((path or "values", [{k: _cell(v) for k, v in row.items()} for row in value]))
+        else:
+            scalars[path or "value"] = _cell(value)
+
+    walk(values, "")
+    if scalars:
+        tables.insert(0, ("values", [{"name": k, "value": v} for k, v in scalars.items()]))
+    return tables
+
+
+def _image_captions(documents: list[Any]) -> dict[str, str]:
+    """Captions for images named in JSON records (``"png": "<file>"``), e.g. explain's index."""
+    captions: dict[str, str] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Mapping):
+            if isinstance(value.get("png"), str):
+                parts = []
+                if value.get("predicted_name", value.get("predicted")) is not None:
+                    parts.append(f"predicted {value.get('predicted_name', value.get('predicted'))}")
+                if isinstance(value.get("probability"), float):
+                    parts.append(f"p = {value['probability']:.3f}")
+                if value.get("label_name", value.get("label")) is not None:
+                    parts.append(f"label {value.get('label_name', value.get('label'))}")
+                captions[value["png"]] = value["png"] + (f": {', '.join(parts)}" if parts else "")
+            for child in value.values():
+                visit(child)
+        elif isinstance(value, list):
+            for child in value:
+                visit(child)
+
+    for document in documents:
+        visit(document)
+    return captions
 
 
 def _analysis_folder(report: HtmlReport, folder: Path, heading: str, max_images: int) -> None:
-    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
-    tables = sorted(folder.rglob("*.json"))
-    csvs = sorted(folder.rglob("*.csv"))
-    if not (images or tables or csvs):
-        return
-    report.section(heading)
-    for path in tables:
-        report.subheading(str(path.relative_to(folder)))
-        report.table(_metric_rows(_read_json(path), None))
-    roc_files = {p for _, p in _roc_sources(folder)} if folder.name == "detect" else set()
-    for path in csvs:
-        rows = [{k: _number(v) for k, v in row.items()} for row in _read_csv(path)]
-        if path in roc_files:
-            _roc_figure(report, path, rows)
-            continue
-        report.table(rows[:200], collapsed=f"{path.relative_to(folder)} ({len(rows)} rows)")
     from .html import image_file_to_data_uri
 
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+    documents = {path: _read_json(path) for path in sorted(folder.rglob("*.json"))}
+    csvs = sorted(folder.rglob("*.csv"))
+    if not (images or documents or csvs):
+        return
+    report.section(heading)
+    for path, document in documents.items():
+        for title, rows in json_tables(document):
+            report.subheading(f"{path.relative_to(folder)}: {title}")
+            report.table(rows, collapsed=f"{len(rows)} rows" if len(rows) > 30 else None)
+    for path in csvs:
+        rows = [{k: _number(v) for k, v in row.items()} for row in _read_csv(path)]
+        report.table(rows[:200], collapsed=f"{path.relative_to(folder)} ({len(rows)} rows)")
+    captions = _image_captions(list(documents.values()))
     for path in images[:max_images]:
-        report.figure(image_file_to_data_uri(path), str(path.relative_to(folder)))
+        name = str(path.relative_to(folder))
+        report.figure(image_file_to_data_uri(path), captions.get(name, name))
     if len(images) > max_images:
         report.paragraph(f"{len(images) - max_images} more image(s) in {folder}", note=True)
-
-
-def _roc_figure(report: HtmlReport, path: Path, rows: list[dict[str, Any]]) -> None:
-    from csg_interp.applications.plots import plot_roc_curves
-
-    y_true = np.array([row["y_true"] for row in rows], dtype=int)
-    curves = {
-        column: (y_true, np.array([row[column] for row in rows], dtype=float))
-        for column in rows[0] if column.startswith("score")
-    }
-    if len(set(y_true.tolist())) < 2:
-        report.paragraph(f"{path.name}: only one class of samples, no ROC curve", note=True)
-        return
-    displays = plot_roc_curves(curves, title=path.stem)
-    report.figure(displays[0].figure_, f"ROC curves ({path.stem}); adversarial = positive.")
 
 
 # ------------------------------------------------------------------ entry

@@ -56,6 +56,7 @@ def plot_training_curves(
         ['accuracy', 'loss']
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if not history:
         raise ValueError("the history is empty: the run has no finished epoch (metrics.jsonl)")
@@ -90,6 +91,7 @@ def plot_training_curves(
                         label=f"{key} (baseline)")
         if title == "learning rate":
             ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.set_xlabel("epoch (CSG epochs shaded)" if csg_epochs else "epoch")
         ax.legend(fontsize="x-small")

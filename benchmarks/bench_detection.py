@@ -55,14 +55,14 @@ def _fmt(value) -> str:
 
 
 def _timing_ratio(run_dir: Path, threads: int) -> tuple[float, float]:
-    """(PGD-10 time / one forward pass, gate-score time / one forward pass) on 256 test images."""
+    """(PGD-10 time / one forward pass, gate-score time / one forward pass) on 128 test images."""
     from csg_interp.applications import attack
     from csg_interp.applications.detection import GateConsistencyScore, model_outputs
     from csg_interp.training import load_run
 
     torch.set_num_threads(threads)
     run = load_run(run_dir)
-    images, labels = run.load_data().test.tensors(torch.arange(256))
+    images, labels = run.load_data().test.tensors(torch.arange(128))
     score = GateConsistencyScore.from_net(run.net)
     outputs = model_outputs(run.net, images)
 
@@ -76,7 +76,7 @@ def _timing_ratio(run_dir: Path, threads: int) -> tuple[float, float]:
             "pgd": lambda: attack(run.net, images, labels, "pgd", 0.1, steps=10),
             "score": lambda: score.score(outputs),
         },
-        rounds=3, repeats=1, warmup=1,
+        rounds=3, repeats=1, warmup=0,
     )
     return times["pgd"] / times["forward"], times["score"] / times["forward"]
 
@@ -145,7 +145,7 @@ def run(quick: bool = False) -> str:
         )
     if not quick:
         pgd_ratio, score_ratio = _timing_ratio(csg_dir, threads)
-        lines += ["", f"Cost ({threads} threads, 256 images, medians of 3 interleaved rounds): "
+        lines += ["", f"Cost ({threads} threads, 128 images, medians of 3 interleaved rounds): "
                   f"PGD-10 = {pgd_ratio:.1f}× a forward pass; the gate score on pooled features "
                   f"= {score_ratio:.3f}× a forward pass."]
     lines += [""] + [f"- {note}" for note in notes]

@@ -96,7 +96,8 @@ def test_cli_explain_csg_and_std_runs(tiny_digits_pair, tmp_path, capsys):
                  "--sanity", "3"])  # fmt: skip
     assert code == 0
     index = json.loads((csg_out / "index.json").read_text())
-    assert [e["source"] for e in index["images"]] == ["test[0]", "test[3]", str(tmp_path / "digit.png")]
+    sources = [e["source"] for e in index["images"]]
+    assert sources == ["test[0]", "test[3]", str(tmp_path / "digit.png")]
     assert index["info"]["gate"] == "learned"
     assert index["images"][2]["label"] is None and index["images"][0]["label"] is not None
     for entry in index["images"]:

@@ -152,9 +152,10 @@ def test_batch_with_per_example_targets_equals_loop(mode, options, summed):
     x = torch.rand(4, 1, 8, 8)
     targets = [2, 0, 1, 2]
     batch = csg.attribute(x, target=targets, attr_dim_summation=summed)
-    loop = torch.cat(
-        [csg.attribute(x[i : i + 1], target=t, attr_dim_summation=summed) for i, t in enumerate(targets)]
-    )
+    loop = torch.cat([
+        csg.attribute(x[i : i + 1], target=t, attr_dim_summation=summed)
+        for i, t in enumerate(targets)
+    ])
     torch.testing.assert_close(batch, loop)
     batch_tensor = csg.attribute(x, target=torch.tensor(targets), attr_dim_summation=summed)
     torch.testing.assert_close(batch_tensor, loop)

@@ -78,7 +78,8 @@ def test_sanity_check_rows_trained_model_untouched_and_deterministic():
     again = sanity_check(net, images, methods=methods, seed=3)
     assert again.rows == result.rows
     table = result.to_markdown()
-    assert table.splitlines()[0] == "| step | randomised up to | CSGAttribution | LayerGradCam | InputOnly |"
+    header = "| step | randomised up to | CSGAttribution | LayerGradCam | InputOnly |"
+    assert table.splitlines()[0] == header
     assert "| 1 | head |" in table
 
 
@@ -154,7 +155,8 @@ def test_deletion_insertion_matches_torchcam():
     torchcam_methods = pytest.importorskip("torchcam.methods")
     net = small_net()
     x = torch.rand(4, 1, 16, 16)
-    with torchcam_methods.GradCAM(net, target_layer=net.gated_layer, input_shape=(1, 16, 16)) as cam:
+    shape = (1, 16, 16)
+    with torchcam_methods.GradCAM(net, target_layer=net.gated_layer, input_shape=shape) as cam:
         # logits_fn=None: torch-cam's Grad-CAM differentiates the score it is given (here the
         # logit, like Captum's), and the curves score the logit.
         metric = torchcam_metrics.DeletionInsertionMetric(cam, None, steps=10)

@@ -266,7 +266,9 @@ class CSGAttribution(LayerAttribution):
             )
         activations = captured[-1]
         if not isinstance(activations, Tensor) or activations.dim() != 4:
-            shape = tuple(activations.shape) if isinstance(activations, Tensor) else type(activations)
+            shape = (
+                tuple(activations.shape) if isinstance(activations, Tensor) else type(activations)
+            )
             raise ValueError(
                 f"the layer's output must be a conv map (N, K, h, w), got {shape}; "
                 "attribute to the last convolutional stage"
@@ -343,7 +345,8 @@ class CSGAttribution(LayerAttribution):
         gate = self.gate.to(activations.device, activations.dtype)
         rows = gate.index_select(0, classes)
         if self.mode == "cam":
-            weight = self.weight.detach().to(activations.device, activations.dtype)  # type: ignore[union-attr]
+            assert self.weight is not None  # set in __init__ for mode "cam"
+            weight = self.weight.detach().to(activations.device, activations.dtype)
             return rows * weight.index_select(0, classes)
         if self.mode == "top_filters":
             keep = self.top_filter_indices(activations, classes)
@@ -351,7 +354,9 @@ class CSGAttribution(LayerAttribution):
             return rows * mask
         return rows
 
-    def top_filter_indices(self, activations: Tensor, classes: Tensor, n: int | None = None) -> Tensor:
+    def top_filter_indices(
+        self, activations: Tensor, classes: Tensor, n: int | None = None
+    ) -> Tensor:
         """Indices (N, n) of the filters with the largest gated mean activation, ranked.
 
         The score of filter k for example i is ``G[c_i, k] · mean_hw A_k(x_i)``; ties go to the

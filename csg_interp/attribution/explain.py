@@ -227,7 +227,9 @@ def write_explanations(
             "predicted_name": names[explanation.predicted] if names else None,
             "probability": explanation.probability,
             "label": explanation.label,
-            "label_name": names[explanation.label] if names and explanation.label is not None else None,
+            "label_name": (
+                names[explanation.label] if names and explanation.label is not None else None
+            ),
             "npz": f"{name}.npz",
             "png": f"{name}.png" if figures else None,
             "filters": [asdict(f) for f in explanation.filters],
@@ -242,7 +244,9 @@ def write_explanations(
     return path
 
 
-def _figure(explanation: ImageExplanation, image: Tensor, names: list[str] | None, path: Path) -> None:
+def _figure(
+    explanation: ImageExplanation, image: Tensor, names: list[str] | None, path: Path
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -291,7 +295,8 @@ def read_image_files(
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"image file {path} not found")
-        array = cv2.imread(str(path), cv2.IMREAD_COLOR if in_channels == 3 else cv2.IMREAD_GRAYSCALE)
+        flag = cv2.IMREAD_COLOR if in_channels == 3 else cv2.IMREAD_GRAYSCALE
+        array = cv2.imread(str(path), flag)
         if array is None:
             raise FileNotFoundError(f"{path} is not an image OpenCV can read (png, jpg, ...)")
         if in_channels == 3:

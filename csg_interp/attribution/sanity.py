@@ -248,7 +248,9 @@ def sanity_check(
             targets = torch.as_tensor(target, dtype=torch.long, device=logits.device)
             if targets.dim() == 0:
                 targets = targets.expand(images.shape[0])
-        reference = {name: _maps(factory(net), images, targets) for name, factory in methods.items()}
+        reference = {
+            name: _maps(factory(net), images, targets) for name, factory in methods.items()
+        }
         units = cascade_units(net)
         result = SanityResult(units=[name for name, _ in units])
         for name in methods:

@@ -58,11 +58,13 @@ def run(args: argparse.Namespace) -> int:
     for entry in index["images"]:
         name = entry["predicted_name"] or entry["predicted"]
         filters = ", ".join(f"{f['filter']} (G={f['gate']:.2f})" for f in entry["filters"])
-        print(f"{entry['source']}: {name} p={entry['probability']:.2f}; filters: {filters or 'none'}")
+        print(f"{entry['source']}: {name} p={entry['probability']:.2f}; "
+              f"filters: {filters or 'none'}")
     sanity = index["info"].get("sanity")
     if sanity:
         finals = ", ".join(f"{m} {v:.2f}" for m, v in sanity["final_spearman"].items())
+        failed = ", ".join(sanity["unchanged_methods"]) or "none"
         print(f"sanity check on {sanity['images']} images: Spearman ρ after randomising the whole "
-              f"model: {finals}; unchanged (fail): {', '.join(sanity['unchanged_methods']) or 'none'}")
+              f"model: {finals}; unchanged (fail): {failed}")
     print(f"wrote {len(index['images'])} explanations and {index_path}")
     return 0

@@ -244,6 +244,22 @@ def test_mi_comparison_shares_one_scale_and_titles_carry_mis():
     np.testing.assert_allclose(np.asarray(display.meshes_[1].get_array()), std)
 
 
+@check_figures_equal(extensions=["png"])
+def test_mi_comparison_figure_equals_hand_drawn_reference(fig_test, fig_ref):
+    csg = np.array([[0.00, 0.30], [0.20, 0.00]])  # sorted: filter 1 (a), filter 0 (b)
+    std = np.array([[0.10, 0.05], [0.05, 0.10]])  # already sorted
+    MIComparisonDisplay(csg, std, ["a", "b"]).plot(axes=fig_test.subplots(2, 1))
+    references = [("CSG model: MIS = 0.2500", [[0.30, 0.00], [0.00, 0.20]], ["1", "0"]),
+                  ("STD model: MIS = 0.1000", std, ["0", "1"])]
+    for ax, (title, matrix, ticks) in zip(fig_ref.subplots(2, 1), references):
+        sns.heatmap(np.array(matrix), ax=ax, cmap="viridis", vmin=0.0, vmax=0.30,
+                    cbar_kws={"label": "MI (nats)"}, xticklabels=ticks, yticklabels=["a", "b"])
+        ax.set_yticklabels(["a", "b"], rotation=0)
+        ax.set_ylabel("class")
+        ax.set_title(title)
+        ax.set_xlabel("filter (sorted by assigned class)")
+
+
 def test_mi_comparison_errors():
     with pytest.raises(ValueError, match="classes"):
         MIComparisonDisplay(np.ones((2, 3)), np.ones((3, 3)))

@@ -286,3 +286,21 @@ def test_extract_features_bad_input(data, message):
 def test_extract_features_needs_a_split_network():
     with pytest.raises(ValueError, match="CSGNet.from_backbone"):
         extract_features(nn.Linear(2, 2), torch.rand(1, 1, 2, 2), progress=False)
+
+
+# ----------------------------------------------------------------------------- fast estimator
+@pytest.mark.parametrize("balanced", [False, True])
+def test_sorted_estimator_agrees_with_sklearn(balanced):
+    """The optional fast path: same estimator, equal up to rounding (ReLU-like ties included)."""
+    rng = np.random.RandomState(1)
+    labels = rng.randint(0, 4, 800)
+    features = np.maximum(0.0, rng.randn(800, 6) + (labels[:, None] == np.arange(6)[None] % 4))
+    exact = mutual_information_matrix(features, labels, n_jobs=1, balanced=balanced)
+    fast = mutual_information_matrix(features, labels, estimator="sorted", balanced=balanced)
+    np.testing.assert_allclose(fast, exact, rtol=1e-9, atol=1e-12)
+
+
+def test_unknown_estimator_is_rejected(labels_and_features):
+    labels, features = labels_and_features
+    with pytest.raises(ValueError, match="unknown estimator"):
+        mutual_information_matrix(features, labels, estimator="binning")

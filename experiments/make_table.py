@@ -1,0 +1,124 @@
+"""Rebuild the STD-vs-CSG tables from the sweep's raw JSON files (no training, no MI).
+
+Usage::
+
+    python experiments/make_table.py                    # protocol "main", Markdown to stdout
+    python experiments/make_table.py --out experiments/results/main/TABLE.md
+
+Per run: accuracy, MIS, normalised MIS, ceiling, L1-density, gate/MI agreement, filters per class.
+Per variant (mean ± std over the seeds present): the same, then against STD: MIS ratio, the share
+of the STD→ceiling gap closed (ceiling from the STD runs), the accuracy change, and the issue's
+checks (every CSG seed's MIS above every STD seed's, gap closed ≥ 50 %, accuracy within 1 point,
+L1-density ≤ 0.15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from csg_interp.metrics.evaluation import compare_metrics, summarize  # noqa: E402
+from csg_interp.metrics.runs import DEFAULT_TARGETS  # noqa: E402
+
+
+def _fmt(value: object, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _mean_std(summary: dict, key: str, digits: int = 4) -> str:
+    entry = summary.get(key)
+    if not isinstance(entry, dict):
+        return "–"
+    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+
+
+def load_results(protocol: str) -> dict[str, list[dict]]:
+    by_variant: dict[str, list[dict]] = defaultdict(list)
+    for path in sorted((HERE / "results" / protocol).glob("*.json")):
+        result = json.loads(path.read_text())
+        by_variant[result["variant"]].append(result)
+    for results in by_variant.values():
+        results.sort(key=lambda r: r["seed"])
+    return dict(by_variant)
+
+
+def build_tables(protocol: str) -> str:
+    by_variant = load_results(protocol)
+    if "std" not in by_variant:
+        raise SystemExit(f"no STD run in experiments/results/{protocol}/ yet")
+    lines = [f"### Runs ({protocol})", ""]
+    lines.append("| variant | seed | test acc | MIS | MIS norm. | ceiling | L1-density | agree | "
+                 "filters/class (MI argmax) | train s |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for variant, results in by_variant.items():
+        for r in results:
+            m = r["metrics"]
+            lines.append(
+                f"| {variant} | {r['seed']} | {_fmt(m['accuracy'])} | {_fmt(m['mis'])} | "
+                f"{_fmt(m['mis_normalized'])} | {_fmt(m['mi_ceiling'])} | {_fmt(m['l1_density'])} | "
+                f"{_fmt(m['gate_mi_agreement'], 3)} | {','.join(map(str, m['filters_per_class_mi']))} | "
+                f"{r['train_seconds']:.0f} |"
+            )
+    std_runs = [r["metrics"] for r in by_variant["std"]]
+    std_summary = summarize(std_runs)
+    std_means = {k: v["mean"] for k, v in std_summary.items() if isinstance(v, dict)}
+    std_means["n_mi"] = std_summary["n_mi"]
+    lines += ["", f"### Means over seeds ({protocol}), against STD", ""]
+    lines.append("| variant | seeds | test acc | MIS | MIS norm. | ceiling | L1-density | MIS ratio | "
+                 "gap closed | Δacc (pt) | all CSG > all STD | bar met |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for variant, results in by_variant.items():
+        metrics = [r["metrics"] for r in results]
+        summary = summarize(metrics)
+        row = (f"| {variant} | {','.join(str(r['seed']) for r in results)} | "
+               f"{_mean_std(summary, 'accuracy')} | {_mean_std(summary, 'mis')} | "
+               f"{_mean_std(summary, 'mis_normalized')} | {_mean_std(summary, 'mi_ceiling')} | "
+               f"{_mean_std(summary, 'l1_density')} |")
+        if variant == "std":
+            lines.append(row + " 1 | 0 | 0 | – | – |")
+            continue
+        means = {k: v["mean"] for k, v in summary.items() if isinstance(v, dict)}
+        means["n_mi"] = summary["n_mi"]
+        comparison = compare_metrics(means, std_means)
+        above = min(m["mis"] for m in metrics) > max(m["mis"] for m in std_runs)
+        density = means.get("l1_density")
+        met = (
+            above
+            and comparison["gap_closed"] is not None
+            and comparison["gap_closed"] >= DEFAULT_TARGETS["gap_closed_min"]
+            and comparison["delta_accuracy_points"] >= -DEFAULT_TARGETS["accuracy_drop_max_points"]
+            and density is not None
+            and density <= DEFAULT_TARGETS["l1_density_max"]
+        )
+        lines.append(
+            row + f" {_fmt(comparison['mis_ratio'], 3)} | {_fmt(comparison['gap_closed'], 3)} | "
+            f"{comparison['delta_accuracy_points']:+.2f} | {'yes' if above else 'no'} | "
+            f"{'**yes**' if met else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocol", default="main")
+    parser.add_argument("--out", default=None, help="also write the Markdown here")
+    args = parser.parse_args(argv)
+    text = build_tables(args.protocol)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -51,7 +51,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_one(protocol: str, variant: str, seed: int, n_jobs: int) -> dict[str, Any]:
+def run_one(
+    protocol: str, variant: str, seed: int, n_jobs: int, estimator: str = "sklearn"
+) -> dict[str, Any]:
     import torch
 
     from csg_interp.metrics.evaluation import evaluate_network
@@ -76,7 +78,8 @@ def run_one(protocol: str, variant: str, seed: int, n_jobs: int) -> dict[str, An
     bundle = run.load_data()
     torch.set_num_threads(1)
     metrics = evaluate_network(
-        run.net, bundle.test, class_names=bundle.classes, n_jobs=n_jobs, progress=False
+        run.net, bundle.test, class_names=bundle.classes, n_jobs=n_jobs, progress=False,
+        estimator=estimator,
     )
     return {
         "protocol": protocol,
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated variant_sSEED names or variants")
     parser.add_argument("--variants", default=None, help="comma-separated variants (default: all)")
     parser.add_argument("--n-jobs", type=int, default=2, help="MI workers")
+    parser.add_argument("--estimator", default="sklearn", choices=["sklearn", "sorted"],
+                        help="MI matrix path (sorted: same estimator, equal up to rounding)")
     args = parser.parse_args(argv)
 
     import logging
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"[run ] {args.protocol}/{name} at {time.strftime('%H:%M:%S')}", flush=True)
             try:
-                result = run_one(args.protocol, variant, seed, args.n_jobs)
+                result = run_one(args.protocol, variant, seed, args.n_jobs, args.estimator)
             except Exception:  # keep going with the other runs; the log has the traceback
                 traceback.print_exc()
                 continue

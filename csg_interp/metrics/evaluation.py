@@ -45,6 +45,7 @@ def evaluate_network(
     n_neighbors: int = 3,
     random_state: int = 0,
     progress: bool = True,
+    estimator: str = "sklearn",
 ) -> dict[str, Any]:
     """Accuracy, MIS (raw and per-filter normalised), ceiling, L1-density and agreement.
 
@@ -62,6 +63,9 @@ def evaluate_network(
         n_jobs, backend: parallelism over classes (values do not depend on it).
         n_neighbors, random_state: the estimator's settings (reference: 3 and 0).
         progress: progress bars.
+        estimator: the MI matrix's path, ``"sklearn"`` (default, the reference call) or the
+            optional ``"sorted"`` (same estimator, equal up to rounding; the ceiling always uses
+            the reference call).
 
     Returns:
         A dict with ``n``, ``n_mi``, ``accuracy``, ``mis``, ``mis_normalized``, ``mi_ceiling``,
@@ -81,7 +85,9 @@ def evaluate_network(
         keep = stratified_subset(labels, max_samples, seed=0)
         features, logits, labels = features[keep], logits[keep], labels[keep]
     options = dict(n_neighbors=n_neighbors, random_state=random_state, n_jobs=n_jobs, backend=backend)
-    matrix = mutual_information_matrix(features, labels, num_classes, progress=progress, **options)
+    matrix = mutual_information_matrix(
+        features, labels, num_classes, progress=progress, estimator=estimator, **options
+    )
     ceiling, ceiling_per_class = mi_ceiling(logits, labels, per_class=True, **options)
     gate = getattr(net, "gate", None)
     result: dict[str, Any] = {
@@ -93,7 +99,8 @@ def evaluate_network(
         "num_filters": int(features.shape[1]),
         "class_names": names,
         "estimator": {"name": "sklearn.feature_selection.mutual_info_classif",
-                      "n_neighbors": n_neighbors, "random_state": random_state},
+                      "path": estimator, "n_neighbors": n_neighbors,
+                      "random_state": random_state},
         "accuracy": acc,
         "mis": mi_score(matrix),
         "mis_normalized": mi_score(matrix, normalized=True),

@@ -130,3 +130,42 @@ def test_malformed_batches_are_named(cifar_root: Path, batch, message: str) -> N
 def test_bad_train_subset(cifar_root: Path) -> None:
     with pytest.raises(ValueError, match="train_subset must be a positive"):
         load_cifar10(cifar_root, train_subset=0)
+
+
+@pytest.mark.slow
+def test_reproduce_recipe_smoke_on_the_fixture(tmp_path: Path) -> None:
+    """`make reproduce-cifar10` end to end on the fixture (1 epoch each, serial MI)."""
+    import importlib.util
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    dry = subprocess.run(["make", "-n", "reproduce-cifar10", f"DATA={tmp_path}", "RECIPE=smoke"],
+                         cwd=root, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert f'reproduce_cifar10.py --data-root "{tmp_path}" --recipe smoke' in dry.stdout
+
+    spec = importlib.util.spec_from_file_location("reproduce_cifar10", root / "experiments" / "reproduce_cifar10.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    write_cifar10_fixture(tmp_path / "data", per_batch=10, test_size=20)
+    out = tmp_path / "runs"
+    args = ["--data-root", str(tmp_path / "data"), "--recipe", "smoke", "--epochs", "1",
+            "--mi-jobs", "1", "--out", str(out), "--no-progress"]
+    assert script.main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["csg"]["test_images"] == 20 and results["std"]["l1_density"] is None
+    assert 0.0 <= results["csg"]["accuracy"] <= 1.0 and 0.1 <= results["csg"]["l1_density"] <= 1.0
+    assert results["csg"]["mis"] >= 0.0 and results["std"]["mis"] >= 0.0
+    table = (out / "table.md").read_text()
+    assert "| CSG (paper) | 0.9192 | 0.1603 | 0.0788 |" in table and "| STD (ours, smoke) |" in table
+    # A finished run is skipped when the reproduction is started again: nothing is rewritten.
+    import argparse
+
+    stamp = (out / "csg" / "last.pt").stat().st_mtime_ns
+    options = argparse.Namespace(data_root=str(tmp_path / "data"), out=str(out), seed=0, epochs=1,
+                                 val_size=5000, projection="max")
+    run = script._train(script._config("csg", options, script.RECIPES["smoke"]), progress=False)
+    assert run.epochs_done == 1 and (out / "csg" / "last.pt").stat().st_mtime_ns == stamp
+    with pytest.raises(MissingDatasetError):
+        script.main(["--data-root", str(tmp_path / "nothing"), "--recipe", "smoke"])

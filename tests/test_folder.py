@@ -181,3 +181,22 @@ def test_bad_trees(tmp_path: Path) -> None:
     (tmp_path / "cat" / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="without any image .* cat"):
         load_image_folder(tmp_path)
+
+
+def test_train_cli_on_an_image_folder_with_loader_options(flat_tree: Path, tmp_path: Path) -> None:
+    from csg_interp.cli import main
+    from csg_interp.training import load_run
+
+    out = tmp_path / "run"
+    code = main([
+        "train", "--dataset", "folder", "--data-root", str(flat_tree), "--model", "smallcnn",
+        "--widths", "4", "4", "8", "--epochs", "2", "--batch-size", "4", "--device", "cpu",
+        "--data-option", "image_size=24", "--data-option", "val_fraction=0.25",
+        "--data-option", "test_fraction=0.25", "--out", str(out), "--no-progress",
+    ])  # fmt: skip
+    assert code == 0
+    run = load_run(out)
+    assert run.config.data_options == {"image_size": 24, "val_fraction": 0.25, "test_fraction": 0.25}
+    assert run.classes == ["cat", "flower", "scene"]
+    assert run.load_data().train.image_shape == (3, 24, 24)  # the run reloads its own data
+    assert run.net(torch.rand(2, 3, 24, 24)).shape == (2, 3)

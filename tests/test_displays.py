@@ -89,7 +89,8 @@ def test_class_sorted_order_by_class_then_value():
 
 
 def test_class_sorted_order_ties_go_to_lowest_class_and_index():
-    # Column 0 ties between classes 0 and 1 → class 0; columns 1 and 2 tie in value → index order.
+    # Column 0 ties between classes 0 and 1 → class 0; columns 1 and 2 tie in value → index
+    # order.
     matrix = np.array([[0.5, 0.0, 0.0], [0.5, 1.0, 1.0]])
     assert class_sorted_order(matrix).tolist() == [0, 1, 2]
 
@@ -174,7 +175,8 @@ def test_mi_heatmap_rejects_negative_mi():
 
 
 # ------------------------------------------------------------ four-panel figure
-# G: filter 0 → class 0 (1.0), filter 1 → class 1, filter 2 ties (0.5, 0.5) → class 0; order 0, 2, 1.
+# G: filter 0 → class 0 (1.0), filter 1 → class 1, filter 2 ties (0.5, 0.5) → class 0;
+# order 0, 2, 1.
 PANEL_GATE = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]])
 PANEL_W_CSG = np.array([[2.0, -2.0, 0.0], [0.0, 2.0, -2.0]])  # min-max: (W + 2) / 4
 PANEL_W_STD = np.array([[0.0, 4.0], [4.0, 0.0]])  # own order: filter 1 (class 0), filter 0
@@ -271,7 +273,9 @@ def test_mi_comparison_errors():
 def test_upsample_map_is_bilinear_and_constant_maps_stay_constant():
     np.testing.assert_allclose(upsample_map(np.full((2, 2), 3.0), (8, 8)), np.full((8, 8), 3.0))
     # align_corners=False: a 1×2 map [0, 1] upsampled to width 4 → [0, 0.25, 0.75, 1].
-    np.testing.assert_allclose(upsample_map(np.array([[0.0, 1.0]]), (1, 4)), [[0.0, 0.25, 0.75, 1.0]])
+    np.testing.assert_allclose(
+        upsample_map(np.array([[0.0, 1.0]]), (1, 4)), [[0.0, 0.25, 0.75, 1.0]]
+    )
 
 
 def test_overlay_arrays_and_boxes():
@@ -338,7 +342,9 @@ def test_class_filters_from_net_shows_the_gated_filters_in_gate_order():
         np.testing.assert_allclose(
             np.asarray(panel.overlay_.get_array()), factor * image[0].numpy(), atol=1e-6
         )
-    assert [p.ax_.get_title() for p in display.panels_] == ["filter 0\nG = 0.80", "filter 2\nG = 0.50"]
+    assert [p.ax_.get_title() for p in display.panels_] == [
+        "filter 0\nG = 0.80", "filter 2\nG = 0.50",
+    ]
     assert display.axes_[0].get_title() == "class bag"
 
 

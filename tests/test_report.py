@@ -163,7 +163,8 @@ def report_runs(tiny_digits_pair, tmp_path_factory):
     (csg / "explain" / "index.json").write_text(json.dumps({
         "version": 1, "images": [
             {"source": "test[0]", "predicted_name": "3", "probability": 0.9, "label_name": "3",
-             "png": "image_0.png", "filters": [{"filter": 4, "gate": 1.0}, {"filter": 7, "gate": 0.6}]},
+             "png": "image_0.png",
+             "filters": [{"filter": 4, "gate": 1.0}, {"filter": 7, "gate": 0.6}]},
             {"source": "test[1]", "predicted_name": "5", "probability": 0.8, "label_name": "8",
              "png": "image_1.png", "filters": []},
         ]}))

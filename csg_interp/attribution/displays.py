@@ -58,7 +58,8 @@ def _to_numpy(values: Any, name: str, ndim: int | tuple[int, ...]) -> np.ndarray
     allowed = (ndim,) if isinstance(ndim, int) else ndim
     if array.ndim not in allowed:
         raise ValueError(
-            f"{name} must have {' or '.join(map(str, allowed))} dimension(s), got shape {array.shape}"
+            f"{name} must have {' or '.join(map(str, allowed))} dimension(s), "
+            f"got shape {array.shape}"
         )
     if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape})")
@@ -223,7 +224,8 @@ class _ClassFilterHeatmap:
             ``colorbar_`` (or ``None``) set.
         """
         num_classes, num_filters = self.matrix.shape
-        ax = _new_axes(ax, (max(4.0, min(16.0, 0.18 * num_filters + 2)), max(2.5, 0.35 * num_classes + 1)))
+        figsize = (max(4.0, min(16.0, 0.18 * num_filters + 2)), max(2.5, 0.35 * num_classes + 1))
+        ax = _new_axes(ax, figsize)
         vmax = self._default_vmax if vmax is None else vmax
         self.mesh_ = _draw_heatmap(
             ax,
@@ -560,7 +562,10 @@ class MIComparisonDisplay:
         class_names: Sequence[str] | None = None,
         sort: bool = True,
     ) -> None:
-        raw = {"CSG": _to_numpy(csg_mi, "CSG MI matrix", 2), "STD": _to_numpy(std_mi, "STD MI matrix", 2)}
+        raw = {
+            "CSG": _to_numpy(csg_mi, "CSG MI matrix", 2),
+            "STD": _to_numpy(std_mi, "STD MI matrix", 2),
+        }
         if raw["CSG"].shape[0] != raw["STD"].shape[0]:
             raise ValueError(
                 f"the MI matrices have {raw['CSG'].shape[0]} and {raw['STD'].shape[0]} classes; "
@@ -568,11 +573,14 @@ class MIComparisonDisplay:
             )
         for name, matrix in raw.items():
             if (matrix < 0).any():
-                raise ValueError(f"the {name} MI matrix has negative entries; clip estimator noise first")
+                raise ValueError(
+                    f"the {name} MI matrix has negative entries; clip estimator noise first"
+                )
         self.class_names = _class_names(class_names, raw["CSG"].shape[0])
         self.sorted = sort
         self.orders = {
-            name: class_sorted_order(m) if sort else np.arange(m.shape[1]) for name, m in raw.items()
+            name: class_sorted_order(m) if sort else np.arange(m.shape[1])
+            for name, m in raw.items()
         }
         self.matrices = {name: m[:, self.orders[name]] for name, m in raw.items()}
         self.scores = {name: _mi_score(m) for name, m in raw.items()}
@@ -582,7 +590,8 @@ class MIComparisonDisplay:
     def caption(self) -> str:
         text = (
             f"MI between each filter's pooled activation and each class indicator (nats), CSG "
-            f"(MIS {self.scores['CSG']:.4f}) vs STD (MIS {self.scores['STD']:.4f}), one colour scale."
+            f"(MIS {self.scores['CSG']:.4f}) vs STD (MIS {self.scores['STD']:.4f}), "
+            "one colour scale."
         )
         if self.sorted:
             text += " Each model's filters are sorted by the class they are most informative about."
@@ -703,7 +712,9 @@ def _boxes(boxes: Tensor | np.ndarray | None, name: str) -> np.ndarray:
     if array.ndim == 1:
         array = array[None]
     if array.ndim != 2 or array.shape[1] != 4:
-        raise ValueError(f"{name} must be (n, 4) boxes in xyxy pixel format, got shape {array.shape}")
+        raise ValueError(
+            f"{name} must be (n, 4) boxes in xyxy pixel format, got shape {array.shape}"
+        )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or inf values")
     if (array[:, 2] < array[:, 0]).any() or (array[:, 3] < array[:, 1]).any():
@@ -847,13 +858,18 @@ class ClassFiltersDisplay:
     ) -> None:
         self.image = image
         self.maps = _to_numpy(maps, "maps", 3)
-        self.filters = [int(k) for k in (filters.tolist() if hasattr(filters, "tolist") else filters)]
+        indices = filters.tolist() if hasattr(filters, "tolist") else filters
+        self.filters = [int(k) for k in indices]
         if len(self.filters) != self.maps.shape[0]:
-            raise ValueError(f"got {self.maps.shape[0]} maps for {len(self.filters)} filter indices")
+            raise ValueError(
+                f"got {self.maps.shape[0]} maps for {len(self.filters)} filter indices"
+            )
         if gate_values is not None:
             gate_values = _to_numpy(gate_values, "gate_values", 1).tolist()
             if len(gate_values) != len(self.filters):
-                raise ValueError(f"got {len(gate_values)} gate values for {len(self.filters)} filters")
+                raise ValueError(
+                    f"got {len(gate_values)} gate values for {len(self.filters)} filters"
+                )
         self.gate_values = gate_values
         self.class_name = class_name
 
@@ -869,8 +885,10 @@ class ClassFiltersDisplay:
         class_names: Sequence[str] | None = None,
         **plot_kwargs: Any,
     ) -> "ClassFiltersDisplay":
-        """The ``top`` filters the gate gives class ``target`` (gate ≥ ``threshold``, by decreasing
-        gate value, :meth:`ClassSpecificGate.filters_of`) and their activation maps on ``image``.
+        """The ``top`` filters the gate gives class ``target`` and their maps on ``image``.
+
+        Filters with gate ≥ ``threshold``, by decreasing gate value
+        (:meth:`~csg_interp.training.ClassSpecificGate.filters_of`).
 
         Args:
             net: a CSGNet with a gate.
@@ -884,7 +902,10 @@ class ClassFiltersDisplay:
             ValueError: for an STD model, a target out of range or no filter above ``threshold``.
         """
         if getattr(net, "gate", None) is None:
-            raise ValueError("this network has no gate (an STD model); use from_maps with your own filters")
+            raise ValueError(
+                "this network has no gate (an STD model); build ClassFiltersDisplay(image, maps, "
+                "filters) from your own filters"
+            )
         if not isinstance(image, Tensor) or image.dim() != 3:
             raise ValueError("image must be one (C, H, W) tensor in [0, 1]")
         if top < 1:
@@ -933,14 +954,17 @@ class ClassFiltersDisplay:
             axes = list(grid.ravel())
         axes = list(np.ravel(axes))
         if len(axes) < count:
-            raise ValueError(f"need {count} axes (the image and {count - 1} filters), got {len(axes)}")
+            raise ValueError(
+                f"need {count} axes (the image and {count - 1} filters), got {len(axes)}"
+            )
         image = _image_hwc(self.image)
         axes[0].imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0.0, vmax=1.0,
                        interpolation="nearest")
         axes[0].set_title(f"class {self.class_name}" if self.class_name else "image")
         axes[0].set_axis_off()
         self.panels_ = []
-        for index, (ax, filter_index, single_map) in enumerate(zip(axes[1:], self.filters, self.maps)):
+        panels = zip(axes[1:], self.filters, self.maps)
+        for index, (ax, filter_index, single_map) in enumerate(panels):
             title = f"filter {filter_index}"
             if self.gate_values is not None:
                 title += f"\nG = {self.gate_values[index]:.2f}"

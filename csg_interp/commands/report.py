@@ -11,13 +11,17 @@ HELP = "write a self-contained report.html for a run (and an optional baseline r
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (csg-interp train --out)")
+    parser.add_argument(
+        "run_dir", metavar="RUN_DIR", help="the run directory (csg-interp train --out)"
+    )
     parser.add_argument(
         "--baseline", metavar="RUN", default=None,
         help="a run to compare with, usually the STD twin (side-by-side metrics, four-panel "
         "figure, MI comparison)",
     )
-    parser.add_argument("--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)")
+    parser.add_argument(
+        "--out", default=None, help="HTML file to write (default: RUN_DIR/report.html)"
+    )
     parser.add_argument("--checkpoint", default="last", choices=["last", "best"],
                         help="checkpoint whose gate and weights are drawn")
     parser.add_argument("--max-images", type=int, default=24,

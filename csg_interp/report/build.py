@@ -67,7 +67,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); re-run the command that wrote it") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({error}); re-run the command that wrote it"
+        ) from None
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -196,7 +198,9 @@ def _gate(report: HtmlReport, run: Any, baseline_run: Any | None) -> None:
     report.figure(display.figure_, display.caption)
     if baseline_run is not None and baseline_run.net.gate is None:
         try:
-            panels = GateWeightPanelsDisplay.from_nets(run.net, baseline_run.net, run.classes or None)
+            panels = GateWeightPanelsDisplay.from_nets(
+                run.net, baseline_run.net, run.classes or None
+            )
         except ValueError as error:  # a head that is not GAP → linear has no W to show
             report.paragraph(f"Four-panel figure skipped: {error}", note=True)
         else:
@@ -224,7 +228,8 @@ def _filters(report: HtmlReport, run_dir: Path, baseline_dir: Path | None) -> No
         display = MIHeatmapDisplay.from_matrix(mi[0], mi[1])
         report.figure(display.figure_, display.caption)
     columns = [c for c in _FILTER_COLUMNS if c in rows[0]] or list(rows[0])
-    report.table(rows, columns, collapsed=f"filter table ({len(rows)} filters; all columns in filters.csv)")
+    summary = f"filter table ({len(rows)} filters; all columns in filters.csv)"
+    report.table(rows, columns, collapsed=summary)
 
 
 def _cell(value: Any) -> Any:
@@ -272,7 +277,8 @@ def json_tables(values: Any) -> list[tuple[str, list[dict[str, Any]]]]:
             for key, child in value.items():
                 walk(child, f"{path}.{key}" if path else str(key))
         elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-            tables.append((path or "values", [{k: _cell(v) for k, v in row.items()} for row in value]))
+            rows = [{k: _cell(v) for k, v in row.items()} for row in value]
+            tables.append((path or "values", rows))
         else:
             scalars[path or "value"] = _cell(value)
 
@@ -336,7 +342,9 @@ def _analysis_folder(report: HtmlReport, folder: Path, heading: str, max_images:
 def _load(run_dir: Path, checkpoint: str) -> Any | None:
     from csg_interp.training import load_run
 
-    return load_run(run_dir, checkpoint=checkpoint) if (run_dir / f"{checkpoint}.pt").is_file() else None
+    if not (run_dir / f"{checkpoint}.pt").is_file():
+        return None
+    return load_run(run_dir, checkpoint=checkpoint)
 
 
 def write_report(
@@ -379,7 +387,7 @@ def write_report(
             raise FileNotFoundError(
                 f"{what} directory {directory} not found; train one with csg-interp train --out DIR"
             )
-        if not (directory / "config.json").is_file() and not (directory / "manifest.json").is_file():
+        if not any((directory / name).is_file() for name in ("config.json", "manifest.json")):
             raise FileNotFoundError(
                 f"{directory} is not a run directory (no config.json or manifest.json); pass the "
                 "folder that csg-interp train wrote"

@@ -75,7 +75,9 @@ def format_value(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.{digits}f}"
+        if abs(value) < 1e-3 or abs(value) >= 1e4:
+            return f"{value:.{digits}g}"
+        return f"{value:.{digits}f}"
     return str(value)
 
 

@@ -47,6 +47,11 @@ def test_cascade_order_is_head_gate_then_features_reversed():
     ]  # fmt: skip
     net.gate = None
     assert [n for n, _ in cascade_units(net)][:2] == ["head", "features.body.layer3"]
+    cnn = CSGNet.from_backbone(SmallCNN(3, 1, (4, 6, 8)), normalize=((0.5,), (0.25,)))
+    units = cascade_units(cnn)  # wrappers with one parameterised child are looked through
+    assert [name for name, _ in units[:2]] == ["head", "gate"]
+    kinds = [type(module).__name__ for _, module in units[2:]]
+    assert kinds == ["BatchNorm2d", "Conv2d"] * 3  # bn3, conv3, bn2, conv2, bn1, conv1
 
 
 def test_sanity_check_rows_trained_model_untouched_and_deterministic():

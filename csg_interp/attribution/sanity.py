@@ -47,9 +47,11 @@ def cascade_units(net: nn.Module) -> list[tuple[str, nn.Module]]:
     """The units randomised one after another, from the head towards the input.
 
     For a :class:`~csg_interp.training.CSGNet`: ``head``, then ``gate`` (if any), then the
-    parameter-holding children of ``features`` in reverse order (looking through a
-    ``normalize``/``body`` wrapper, so a ResNet gives ``layer3``, ``layer2``, ``layer1``,
-    ``bn1``, ``conv1``). For any other module: its parameter-holding children, reversed.
+    parameter-holding children of ``features`` in reverse order, looking through wrappers that
+    hold a single such child (the ``normalize``/``body`` pair, a SmallCNN's ``features``), so a
+    ResNet gives ``layer3``, ``layer2``, ``layer1``, ``bn1``, ``conv1`` and a SmallCNN its
+    BatchNorm and conv layers, last first. For any other module: its parameter-holding children,
+    reversed.
 
     Args:
         net: the model.
@@ -65,18 +67,22 @@ def cascade_units(net: nn.Module) -> list[tuple[str, nn.Module]]:
             if any(True for _ in child.parameters())
         ]
 
+    def stages(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+        """Parameter-holding children, looking through wrappers with a single such child."""
+        children = with_params(module, prefix)
+        while len(children) == 1 and any(True for _ in children[0][1].children()):
+            name, module = children[0]
+            children = with_params(module, f"{name}.")
+        return children
+
     if isinstance(net, CSGNet):
         units: list[tuple[str, nn.Module]] = [("head", net.head)]
         if net.gate is not None:
             units.append(("gate", net.gate))
-        features, prefix = net.features, "features."
-        body = getattr(features, "body", None)
-        if isinstance(body, nn.Module) and hasattr(features, "normalize"):
-            features, prefix = body, "features.body."
-        inner = with_params(features, prefix)
+        inner = stages(net.features, "features.")
         units += list(reversed(inner)) if inner else [("features", net.features)]
         return units
-    units = list(reversed(with_params(net, "")))
+    units = list(reversed(stages(net, "")))
     if not units:
         raise ValueError(f"{type(net).__name__} has no parameters to randomise")
     return units

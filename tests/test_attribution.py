@@ -15,6 +15,7 @@ The gate is G = [[1, 0, 0.5], [0, 1, 1]], so G⊙W = [[1, 0, 1], [0, 1, −1]].
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
@@ -61,6 +62,7 @@ def test_forward_of_hand_model_is_as_computed():
         ("cam", [1, 0], maps([[30, 22], [-22, -30]], [[0, 0], [0, 0]])),
         ("cam", torch.tensor([1, 1]), maps([[30, 22], [-22, -30]], [[40, 40], [40, 40]])),
         ("cam", torch.tensor(0), maps([[10, 18], [64, 80]], [[0, 0], [0, 0]])),
+        ("cam", np.int64(1), maps([[30, 22], [-22, -30]], [[40, 40], [40, 40]])),
         ("activation", 0, maps([[10, 18], [53, 65]], [[0, 0], [0, 0]])),
         ("activation", 1, maps([[30, 22], [22, 30]], [[40, 40], [40, 40]])),
     ],

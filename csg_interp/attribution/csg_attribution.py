@@ -22,6 +22,7 @@ Localization*, CVPR 2016 (CAM). The Captum contract followed here is ``LayerGrad
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -313,8 +314,8 @@ class CSGAttribution(LayerAttribution):
             )
         if isinstance(target, bool):
             raise ValueError(f"target must be a class index, got {target!r}")
-        if isinstance(target, int):
-            classes = torch.full((num_examples,), target, dtype=torch.long)
+        if isinstance(target, numbers.Integral):  # int, numpy integers
+            classes = torch.full((num_examples,), int(target), dtype=torch.long)
         elif isinstance(target, Tensor) and target.numel() == 1:
             classes = target.reshape(1).long().expand(num_examples)
         elif isinstance(target, (Tensor, list)):

@@ -75,4 +75,9 @@ sphinx_gallery_conf = {
 html_theme = "alabaster"
 html_title = f"csg_interp {release}"
 html_static_path: list[str] = []
-html_theme_options = {"description": "Class-specific gates for CNNs", "fixed_sidebar": True}
+html_theme_options = {
+    "description": "Class-specific gates for CNNs",
+    "fixed_sidebar": True,
+    "page_width": "1280px",
+    "body_max_width": "none",
+}

@@ -220,6 +220,23 @@ def test_report_of_an_std_run_has_no_gate_section(report_runs, tmp_path):
     assert len(result.figures) == 2
 
 
+def test_report_builds_mi_figure_and_filter_table_from_metrics_json(report_runs, tmp_path):
+    # What the demo leaves: metrics.json from `evaluate` (with the MI matrix), no filters.csv.
+    run = shutil.copytree(report_runs["csg"], tmp_path / "csg",
+                          ignore=shutil.ignore_patterns("filters.csv", "explain", "detect"))
+    names = json.loads((run / "manifest.json").read_text())["data"]["classes"]
+    mi = np.zeros((len(names), 32))
+    mi[np.arange(32) % len(names), np.arange(32)] = 0.25  # filter k informs about class k mod C
+    (run / "metrics.json").write_text(json.dumps({"class_names": names, "mi_matrix": mi.tolist()}))
+    result = write_report(run)
+    assert result.sections == ["Run", "Metrics", "Training curves", "Gate", "Filters"]
+    assert result.figures[-1].startswith("mutual information (10 classes × 32 filters)")
+    page = result.path.read_text()
+    assert "built from metrics.json&#x27;s MI matrix and the gate" in page
+    # Filter 13 informs about class 3: the table's mi_class_name column says so.
+    assert re.search(r"<tr><td>13</td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td><td>3</td>", page)
+
+
 def test_report_errors(report_runs, tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         write_report(tmp_path / "missing")

@@ -2,20 +2,22 @@
 
 What goes in, when the run directory has it (nothing is recomputed beyond drawing):
 
-==========================  ======================================================================
-source                      section
-==========================  ======================================================================
-``manifest.json``           header: data set, model, classes, status, final result
-``metrics.jsonl``           training curves (losses, accuracies, gate density, learning rates)
-``metrics.json``            metric tables (the baseline's side by side with ``--baseline``)
-checkpoint (``last.pt``)    the gate heatmap; with a baseline, the four-panel figure
-                            (G, W of the CSG model, W of the STD model, G⊙W)
-``filters.csv``             the filter table and the MI heatmap (``mi:<class>`` columns); with a
-                            baseline that has one too, the CSG-vs-STD MI comparison
-``explain/``, ``localize/``  every PNG/JPEG (up to ``max_images`` per folder; the ROC curves
-``detect/``                 of ``detect``, the overlays of ``localize``, the explanations), every
-                            JSON (as tables, :func:`json_tables`) and CSV (as tables)
-==========================  ======================================================================
+==============================  =================================================================
+source                          section
+==============================  =================================================================
+``manifest.json``               header: data set, model, classes, status, final result
+``metrics.jsonl``               training curves (losses, accuracies, gate density, learning rates)
+``metrics.json``                metric tables (the baseline's side by side with ``--baseline``)
+checkpoint (``last.pt``)        the gate heatmap; with a baseline, the four-panel figure
+                                (G, W of the CSG model, W of the STD model, G⊙W)
+``filters.csv``                 the filter table and the MI heatmap (``mi:<class>`` columns);
+                                with a baseline that has one too, the CSG-vs-STD MI comparison;
+                                without ``filters.csv`` both come from the ``mi_matrix`` of
+                                ``metrics.json`` (and the gate)
+``explain/``, ``localize/``,    every PNG/JPEG (up to ``max_images`` per folder: explanations,
+``detect/``                     localization overlays, detection ROC curves), every JSON (as
+                                tables, :func:`json_tables`) and CSV (as tables)
+==============================  =================================================================
 """
 
 from __future__ import annotations
@@ -207,28 +209,57 @@ def _gate(report: HtmlReport, run: Any, baseline_run: Any | None) -> None:
             report.figure(panels.figure_, panels.caption)
 
 
-def _filters(report: HtmlReport, run_dir: Path, baseline_dir: Path | None) -> None:
-    from csg_interp.attribution.displays import MIComparisonDisplay, MIHeatmapDisplay
-
+def _filter_rows(run_dir: Path) -> list[dict[str, Any]] | None:
     path = run_dir / "filters.csv"
     if not path.is_file():
+        return None
+    return [{k: _number(v) for k, v in row.items()} for row in _read_csv(path)]
+
+
+def _mi_of(run_dir: Path, rows: list[dict[str, Any]] | None) -> tuple[np.ndarray, list[str]] | None:
+    """The run's MI matrix and class names: from ``filters.csv``, else ``metrics.json``."""
+    if rows:
+        found = _mi_from_filter_rows(rows)
+        if found is not None:
+            return found
+    path = run_dir / "metrics.json"
+    if path.is_file():
+        metrics = _read_json(path)
+        if isinstance(metrics, Mapping) and isinstance(metrics.get("mi_matrix"), list):
+            matrix = np.clip(np.asarray(metrics["mi_matrix"], dtype=np.float64), 0.0, None)
+            if matrix.ndim == 2:
+                names = metrics.get("class_names") or [str(c) for c in range(matrix.shape[0])]
+                return matrix, [str(n) for n in names]
+    return None
+
+
+def _filters(report: HtmlReport, run_dir: Path, baseline_dir: Path | None, run: Any) -> None:
+    """MI heatmap (or CSG-vs-STD comparison) and the filter table, from ``filters.csv`` or, when
+    only ``csg-interp evaluate`` ran, from the MI matrix in ``metrics.json`` and the gate."""
+    from csg_interp.attribution.displays import MIComparisonDisplay, MIHeatmapDisplay
+    from csg_interp.metrics import filter_table
+
+    rows = _filter_rows(run_dir)
+    mi = _mi_of(run_dir, rows)
+    if rows is None and mi is None:
         return
-    rows = [{k: _number(v) for k, v in row.items()} for row in _read_csv(path)]
     report.section("Filters")
-    mi = _mi_from_filter_rows(rows)
-    baseline_mi = None
-    if baseline_dir is not None and (baseline_dir / "filters.csv").is_file():
-        baseline_rows = [{k: _number(v) for k, v in r.items()}
-                         for r in _read_csv(baseline_dir / "filters.csv")]
-        baseline_mi = _mi_from_filter_rows(baseline_rows)
+    baseline_mi = _mi_of(baseline_dir, _filter_rows(baseline_dir)) if baseline_dir else None
     if mi is not None and baseline_mi is not None and baseline_mi[0].shape[0] == mi[0].shape[0]:
         display = MIComparisonDisplay.from_matrices(mi[0], baseline_mi[0], mi[1])
         report.figure(display.figure_, display.caption.replace("CSG", "this run", 1))
     elif mi is not None:
         display = MIHeatmapDisplay.from_matrix(mi[0], mi[1])
         report.figure(display.figure_, display.caption)
+    source = "filters.csv"
+    if rows is None and mi is not None:
+        gate = run.net.gate.weight.detach() if run is not None and run.net.gate is not None else None
+        if gate is not None and tuple(gate.shape) != mi[0].shape:
+            gate = None
+        rows = filter_table(mi[0], gate, mi[1]).rows
+        source = "built from metrics.json's MI matrix" + (" and the gate" if gate is not None else "")
     columns = [c for c in _FILTER_COLUMNS if c in rows[0]] or list(rows[0])
-    summary = f"filter table ({len(rows)} filters; all columns in filters.csv)"
+    summary = f"filter table ({len(rows)} filters; {source})"
     report.table(rows, columns, collapsed=summary)
 
 
@@ -411,7 +442,7 @@ def write_report(
     _curves(report, read_history(run_dir / "metrics.jsonl"),
             read_history(baseline_dir / "metrics.jsonl") if baseline_dir is not None else None)
     _gate(report, run, baseline_run)
-    _filters(report, run_dir, baseline_dir)
+    _filters(report, run_dir, baseline_dir, run)
     for name, heading in ANALYSIS_FOLDERS.items():
         if (run_dir / name).is_dir():
             _analysis_folder(report, run_dir / name, heading, max_images)

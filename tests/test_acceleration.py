@@ -104,7 +104,7 @@ def _trainer(out, **options):
     from csg_interp.training import Trainer, TrainConfig
 
     config = TrainConfig(
-        dataset="digits", model="smallcnn", widths=[8, 8, 16], epochs=3, batch_size=16,
+        dataset="digits", model="smallcnn", widths=[8, 8, 16], epochs=2, batch_size=16,
         augment="flip_shift", out=str(out), device="cpu", seed=1, **options,
     ).resolved()  # fmt: skip
     return Trainer(config, bundle=_tiny_bundle(), progress=False)

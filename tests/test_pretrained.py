@@ -303,3 +303,36 @@ def test_freeze_bn_needs_untrained_stages(tmp_path: Path) -> None:
                          out=str(tmp_path / "r")).resolved()  # scratch: STD path trains 'all'
     with pytest.raises(ValueError, match="--freeze-bn freezes the BatchNorm of the stages no path"):
         Trainer(config, bundle=load_dataset("digits"), progress=False)
+
+
+def test_gate_only_run_from_a_trained_std_run(tmp_path: Path) -> None:
+    from csg_interp.data import load_dataset
+    from csg_interp.training import Trainer, TrainConfig, load_run
+
+    bundle = load_dataset("digits")
+    bundle.train, bundle.val = bundle.train.subset(range(64)), bundle.val.subset(range(32))
+    bundle.test = bundle.test.subset(range(32))
+    common = dict(dataset="digits", model="smallcnn", widths=[8, 8, 16], batch_size=16, device="cpu")
+    std = Trainer(TrainConfig(**common, epochs=2, gate=False, out=str(tmp_path / "std")).resolved(),
+                  bundle=bundle, progress=False)
+    std.fit()
+    config = TrainConfig(**common, epochs=3, gate_only=True, gate_lr=0.05,
+                         weights=str(tmp_path / "std" / "last.pt"), out=str(tmp_path / "gated"))
+    gated = Trainer(config.resolved(), bundle=bundle, progress=False)
+    gated.fit()
+    assert [row["kind"] for row in gated.history] == ["csg", "csg", "csg"]
+    assert gated.history[-1]["gate_density"] < 1.0
+    # The network is the STD run's, untouched: same weights, same BatchNorm statistics.
+    run, std_run = load_run(tmp_path / "gated"), load_run(tmp_path / "std")
+    mine, theirs = run.net.state_dict(), std_run.net.state_dict()
+    for key, value in theirs.items():
+        if not key.endswith("num_batches_tracked"):  # FrozenBatchNorm2d has no counter
+            assert torch.equal(mine[key], value), key
+    x, _ = bundle.test.tensors()
+    with torch.no_grad():  # FrozenBatchNorm2d folds the statistics: float rounding only
+        torch.testing.assert_close(run.net(x), std_run.net(x), rtol=1e-5, atol=1e-6)
+    assert run.has_gate and run.net.gate.weight.shape == (10, 16)
+    with pytest.raises(ValueError, match="--gate-only needs the trained network: --weights PATH"):
+        TrainConfig(**common, gate_only=True, out="x").resolved()
+    with pytest.raises(ValueError, match="needs the gate"):
+        TrainConfig(**common, gate_only=True, gate=False, weights="w.pt", out="x").resolved()

@@ -148,6 +148,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--freeze-bn", action="store_true",
                        help="FrozenBatchNorm2d in the stages no path trains (needs numeric "
                        "--std-stages/--csg-stages, e.g. --preset reference)")
+    scale.add_argument("--gate-only", action="store_true",
+                       help="train only the gate of the trained network --weights PATH (every "
+                       "epoch CSG; weights and BatchNorm statistics fixed)")
     scale.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
                        help="mixed precision (fp16 on CUDA only, with gradient scaling)")
     scale.add_argument("--channels-last", action="store_true", help="NHWC memory format")
@@ -161,6 +164,7 @@ _CONFIG_FIELDS = (
     "batch_size", "lr", "csg_lr", "gate_lr", "lam", "csg_weight", "tau", "warmup", "period",
     "csg_from", "align", "milestones", "gamma", "std_stages", "csg_stages", "gate_decay",
     "projection", "gate_init", "data_options", "freeze_bn", "amp", "channels_last", "workers",
+    "gate_only",
 )  # fmt: skip
 
 

@@ -162,6 +162,9 @@ class TrainConfig:
         amp: mixed precision, ``none`` / ``bf16`` / ``fp16`` (CUDA only; with gradient scaling).
         channels_last: NHWC memory format for the network and its inputs.
         workers: processes gathering each step's batch (results do not depend on it).
+        gate_only: train only the gate of the trained network given by ``weights``: every epoch
+            is a CSG epoch, every other parameter and every BatchNorm statistic stays fixed
+            (post-hoc differentiation, docs/training-at-scale.md).
 
     Example:
         >>> config = TrainConfig(dataset="digits", model="smallcnn", epochs=6).resolved()
@@ -209,6 +212,7 @@ class TrainConfig:
     amp: str = "none"
     channels_last: bool = False
     workers: int = 0
+    gate_only: bool = False
     _resolved: bool = field(default=False, repr=False, compare=False)
 
     # ----------------------------------------------------------------- presets
@@ -230,6 +234,14 @@ class TrainConfig:
         if values["widths"] is not None:
             values["widths"] = [int(w) for w in values["widths"]]
         values["milestones"] = [float(m) for m in values["milestones"]]
+        if values["gate_only"]:
+            if not values["gate"] or values["schedule"] != "alternate":
+                raise ValueError("--gate-only trains a gate: it needs the gate (no --no-gate) and "
+                                 "--schedule alternate")
+            if not values["weights"]:
+                raise ValueError("--gate-only needs the trained network: --weights PATH (a state "
+                                 "dict, a run's last.pt or an exported network)")
+            values.update(warmup=0, period=1, csg_from=0)  # every epoch trains the gate
         config = TrainConfig(**values, _resolved=True)
         config.validate()
         return config

@@ -84,7 +84,11 @@ def build_net(config: TrainConfig, meta: dict[str, Any], pretrained: bool = True
         normalize=(meta["mean"], meta["std"]),
         in_channels=meta["in_channels"],
     )
-    if config.freeze_bn:
+    if config.gate_only:  # nothing but the gate trains: every BatchNorm keeps its statistics
+        from .pretrained import freeze_batchnorm
+
+        freeze_batchnorm(net)
+    elif config.freeze_bn:
         _freeze_untrained_batchnorm(net, config)
     return net
 

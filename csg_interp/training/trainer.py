@@ -294,6 +294,8 @@ class Trainer:
                 {"name": "backbone", "params": csg_params, "lr": c.csg_lr},
                 {"name": "gate", "params": [net.gate.weight], "lr": c.gate_lr},
             ]
+        if c.gate_only:  # a frozen, trained network: only the gate learns
+            groups = {"csg": [{"name": "gate", "params": [net.gate.weight], "lr": c.gate_lr}]}
         trained = {id(p) for gs in groups.values() for g in gs for p in g["params"]}
         for param in net.parameters():  # frozen once, never toggled
             if id(param) not in trained:

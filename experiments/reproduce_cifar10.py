@@ -10,8 +10,10 @@ paper's row beside ours.
 Recipes (``--recipe``):
 
 * ``gpu`` -- the full budget: 45k training images, 160 epochs, batch 128, bf16 autocast,
-  channels-last, 4 loader workers. Add ``torchrun --nproc_per_node=N`` yourself to use N GPUs
-  (see docs/training-at-scale.md).
+  channels-last, 4 loader workers, one process. For N GPUs, train the two runs with
+  ``torchrun --nproc_per_node=N -m csg_interp train ...`` into ``OUT/csg`` and ``OUT/std`` (the
+  commands are in docs/training-at-scale.md), then run this script: it skips finished runs and
+  only measures.
 * ``cpu`` -- scaled for a laptop: 10k training images, 12 epochs, batch 128.
 * ``smoke`` -- 3 epochs on whatever is there (the test fixture): checks the pipeline, not the
   numbers.

@@ -138,7 +138,9 @@ def upsample_maps(maps: Tensor | np.ndarray, size: Sequence[int]) -> Tensor:
 
 def _resolve_threshold(mode: str, threshold: float | None) -> float | None:
     if mode not in THRESHOLD_MODES:
-        raise ValueError(f"unknown threshold mode {mode!r}; use one of {', '.join(THRESHOLD_MODES)}")
+        raise ValueError(
+            f"unknown threshold mode {mode!r}; use one of {', '.join(THRESHOLD_MODES)}"
+        )
     if mode == "otsu":
         if threshold is not None:
             raise ValueError("mode 'otsu' chooses its own threshold; pass threshold=None")
@@ -252,7 +254,9 @@ def boxes_from_masks(masks: Tensor, component: str = "largest") -> tuple[Tensor,
         bool (N,) that is False for an empty mask.
     """
     if component not in COMPONENT_MODES:
-        raise ValueError(f"unknown component {component!r}; use one of {', '.join(COMPONENT_MODES)}")
+        raise ValueError(
+            f"unknown component {component!r}; use one of {', '.join(COMPONENT_MODES)}"
+        )
     if masks.dim() != 3:
         raise ValueError(f"masks must be (N, H, W), got shape {tuple(masks.shape)}")
     masks = masks.bool()

@@ -79,8 +79,10 @@ MAX_BOX_ACC_VERSIONS: dict[str, tuple[tuple[float, ...], bool]] = {
 }
 
 
-def check_masks(masks: Tensor | np.ndarray, count: int | None = None, name: str = "masks") -> Tensor:
-    """Validate ground-truth masks: (N, H, W) or (N, 1, H, W), bool or 0/1; returns bool (N, H, W)."""
+def check_masks(
+    masks: Tensor | np.ndarray, count: int | None = None, name: str = "masks"
+) -> Tensor:
+    """Validate ground-truth masks ((N, H, W) or (N, 1, H, W), bool or 0/1) as bool (N, H, W)."""
     if isinstance(masks, np.ndarray):
         masks = torch.from_numpy(masks)
     if not isinstance(masks, Tensor):
@@ -119,7 +121,8 @@ def mask_iou(predicted: Tensor, truth: Tensor) -> Tensor:
     predicted, truth = check_masks(predicted, name="predicted masks"), check_masks(truth)
     if predicted.shape != truth.shape:
         raise ValueError(
-            f"predicted masks {tuple(predicted.shape)} and masks {tuple(truth.shape)} differ in shape"
+            f"predicted masks {tuple(predicted.shape)} and masks {tuple(truth.shape)} differ in "
+            "shape"
         )
     inter = (predicted & truth).flatten(1).sum(1).float()
     union = (predicted | truth).flatten(1).sum(1).float()
@@ -192,7 +195,8 @@ def cam_mask_iou(
     iou = mask_iou(binary, masks)
     hits = iou > iou_threshold
     if labels is not None:
-        labels = check_labels(labels, num_classes or int(torch.as_tensor(labels).max()) + 1, maps.shape[0])
+        num_classes = num_classes or int(torch.as_tensor(labels).max()) + 1
+        labels = check_labels(labels, num_classes, maps.shape[0])
     return MaskIoUResult(
         iou=iou, hits=hits, mean_iou=float(iou.mean()), hit_rate=float(hits.float().mean()),
         iou_threshold=iou_threshold, per_class_iou=_per_class(iou, labels, num_classes),
@@ -320,8 +324,9 @@ def filter_mask_iou(
     filter_score, related = filled.max(dim=1)
     filter_iou = class_iou.gather(1, related[:, None])[:, 0]
     rfn = torch.bincount(related, minlength=num_classes)
-    per_class_ap = {c: float(filter_score[related == c].mean()) for c in range(num_classes) if rfn[c]}
-    per_class_iou = {c: float(filter_iou[related == c].mean()) for c in range(num_classes) if rfn[c]}
+    present = [c for c in range(num_classes) if rfn[c]]
+    per_class_ap = {c: float(filter_score[related == c].mean()) for c in present}
+    per_class_iou = {c: float(filter_iou[related == c].mean()) for c in present}
     return FilterLocalizationResult(
         iou=iou, success=success, related_class=related, filter_score=filter_score,
         filter_iou=filter_iou, ap=float(filter_score.mean()), mean_iou=float(filter_iou.mean()),
@@ -431,7 +436,9 @@ class MaxBoxAccResult:
     max_box_acc: float
 
 
-def _sweep_ious(maps: Tensor, gt_boxes: Tensor, thresholds: Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _sweep_ious(
+    maps: Tensor, gt_boxes: Tensor, thresholds: Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     """Box IoUs over a threshold sweep of min-max normalised maps, in one pass.
 
     Returns ``(largest, best)``, both (T, N): the IoU of the largest component's box and the
@@ -507,7 +514,9 @@ def max_box_acc_versions(
         if version not in MAX_BOX_ACC_VERSIONS:
             raise ValueError(f"unknown MaxBoxAcc version {version!r}; use 'v1' or 'v2'")
     maps = as_map_batch(maps)
-    gt_boxes = check_boxes(gt_boxes, image_size=maps.shape[1:], count=maps.shape[0], name="gt_boxes")
+    gt_boxes = check_boxes(
+        gt_boxes, image_size=maps.shape[1:], count=maps.shape[0], name="gt_boxes"
+    )
     if thresholds is None:
         thresholds = torch.arange(100, dtype=torch.float64) / 100.0
     thresholds = torch.as_tensor(thresholds, dtype=torch.float64).flatten()
@@ -520,10 +529,10 @@ def max_box_acc_versions(
         ious = torch.from_numpy(best if multi else largest)
         accuracy = torch.stack([(ious >= t).float().mean(dim=1) for t in iou_thresholds], dim=1)
         best_rows = accuracy.argmax(dim=0)  # first maximum
+        best = {t: float(thresholds[best_rows[c]]) for c, t in enumerate(iou_thresholds)}
         results[version] = MaxBoxAccResult(
             version=version, thresholds=thresholds, iou_thresholds=iou_thresholds,
-            accuracy=accuracy,
-            best_threshold={t: float(thresholds[best_rows[c]]) for c, t in enumerate(iou_thresholds)},
+            accuracy=accuracy, best_threshold=best,
             max_box_acc=float(accuracy.max(dim=0).values.mean()),
         )  # fmt: skip
     return results
@@ -684,7 +693,12 @@ def localization_maps(
 
 
 @torch.no_grad()
-def predict(net: torch.nn.Module, images: Tensor, batch_size: int = 256, device: str | torch.device = "cpu") -> Tensor:
+def predict(
+    net: torch.nn.Module,
+    images: Tensor,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> Tensor:
     """Predicted classes (argmax of the STD logits ``net(x)``), long (N,) on the CPU."""
     net = net.to(device).eval()
     chunks = [
@@ -740,7 +754,9 @@ def evaluate_maps(
     result = {
         "threshold": operating,
         "gt_known_loc": loc.gt_known_loc,
-        "gt_known_loc_gradcam15": box_localization(fixed.boxes, test_boxes, fixed.valid).gt_known_loc,
+        "gt_known_loc_gradcam15": box_localization(
+            fixed.boxes, test_boxes, fixed.valid
+        ).gt_known_loc,
         "max_box_acc_v1": sweeps["v1"].max_box_acc,
         "max_box_acc_v2": sweeps["v2"].max_box_acc,
         "mask_iou": masks.mean_iou,

@@ -33,13 +33,17 @@ SCENE_SETTINGS: dict[str, dict[str, Any]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a run directory (csg-interp train)")
-    parser.add_argument("--baseline", default=None, help="a second run (e.g. the STD twin) to score the same way")
+    parser.add_argument(
+        "--baseline", default=None, help="a second run (e.g. the STD twin) scored the same way"
+    )
     parser.add_argument("--checkpoint", default="last", choices=["last", "best"])
     parser.add_argument(
         "--methods", nargs="+", default=None,
         help="map methods (default: csg cam gradcam gradcam++; csg only on a model with a gate)",
     )  # fmt: skip
-    parser.add_argument("--val-size", type=int, default=500, help="validation images (threshold choice)")
+    parser.add_argument(
+        "--val-size", type=int, default=500, help="validation images (threshold choice)"
+    )
     parser.add_argument("--test-size", type=int, default=1000, help="test images scored")
     parser.add_argument("--sweep-step", type=float, default=0.01, help="MaxBoxAcc threshold step")
     parser.add_argument("--overlays", type=int, default=8, help="test images drawn per method")
@@ -82,8 +86,11 @@ def localization_data(run: Any, val_size: int, test_size: int):
             data_root=config.data_root, seed=config.data_seed, source=config.dataset,
             train_size=1, val_size=val_size, test_size=test_size, **settings,
         )  # fmt: skip
-        info = {"dataset": f"scenes from {config.dataset} val/test items", "scenes_from_items": True,
-                **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}}  # fmt: skip
+        info = {
+            "dataset": f"scenes from {config.dataset} val/test items",
+            "scenes_from_items": True,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+        }
         return bundle.val, bundle.test, info
     raise ValueError(
         f"the run was trained on {config.dataset!r}, which has no boxes; localize needs a run "
@@ -159,7 +166,8 @@ def save_overlays(
     flat = maps.flatten(1)
     low, high = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
     normalised = ((maps - low) / (high - low).clamp_min(1e-12)).clamp(0, 1)
-    heat = torch.from_numpy(colormaps["jet"](normalised.numpy())[..., :3]).permute(0, 3, 1, 2).float()
+    heat = torch.from_numpy(colormaps["jet"](normalised.numpy())[..., :3])
+    heat = heat.permute(0, 3, 1, 2).float()
     grey = images.float().mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
     blended = F.interpolate(0.55 * grey + 0.45 * heat, scale_factor=scale, mode="nearest")
     tiles = []
@@ -218,7 +226,8 @@ def localize_runs(
             "0.3/0.5/0.7, best component), maximum over the sweep on test",
             "sweep_step": sweep_step,
             "mask_iou": "CSG paper: top 30 % of pixels, hit when IoU > 0.3",
-            "filters": "CSG paper: each filter at its 70th percentile (from val), hit when IoU > 0.3",
+            "filters": "CSG paper: each filter at its 70th percentile (from val), hit when "
+            "IoU > 0.3",
         },
         "data": {**data_info, "val_images": len(val), "test_images": len(test)},
         "models": {},

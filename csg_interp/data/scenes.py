@@ -59,7 +59,9 @@ def _as_uint8_stack(images: Tensor | np.ndarray, name: str) -> np.ndarray:
             raise ValueError(f"{name} must be grey images (N, 1, H, W), got shape {array.shape}")
         array = array[:, 0]
     if array.ndim != 3 or array.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty stack (N, H, W) or (N, 1, H, W), got {array.shape}")
+        raise ValueError(
+            f"{name} must be a non-empty stack (N, H, W) or (N, 1, H, W), got {array.shape}"
+        )
     if array.dtype != np.uint8:
         if array.min() < 0 or array.max() > 1:
             raise ValueError(f"float {name} must lie in [0, 1]; pass uint8 for 0..255 values")
@@ -153,7 +155,8 @@ def compose_scenes(
         box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
         boxes[index] = box
         for _ in range(rng.randint(int(count_lo), int(count_hi) + 1)):
-            patch = _resize(patches[rng.randint(len(patches))], rng.randint(int(size_lo), int(size_hi) + 1))
+            source = patches[rng.randint(len(patches))]
+            patch = _resize(source, rng.randint(int(size_lo), int(size_hi) + 1))
             _paste_clutter(images[index], patch, box, rng)
     return (
         torch.from_numpy(images).unsqueeze(1),
@@ -293,7 +296,7 @@ def load_scenes(
                 f"{error} -- or build the scenes from digits: load_dataset('scenes', "
                 "source='digits')"
             ) from None
-        clutter = {"train": digits.train.images, "val": digits.val.images, "test": digits.test.images}
+        clutter = {split: getattr(digits, split).images for split in ("train", "val", "test")}
         clutter_name = "sklearn digits"
     else:
         objects = digits

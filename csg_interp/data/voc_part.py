@@ -56,7 +56,9 @@ def find_voc_part(root: str | os.PathLike, size: int = 128) -> Path:
             the message describes the layout and where to get it.
     """
     if size not in VOC_PART_SIZES:
-        raise ValueError(f"size must be one of {VOC_PART_SIZES} (the reference's crops), got {size}")
+        raise ValueError(
+            f"size must be one of {VOC_PART_SIZES} (the reference's crops), got {size}"
+        )
     root = Path(root)
     for folder in (root, root / "processed"):
         if (folder / f"{size}x{size}" / "obj_img").is_dir() and (folder / "metadata").is_dir():
@@ -71,7 +73,9 @@ def find_voc_part(root: str | os.PathLike, size: int = 128) -> Path:
 
 def _read_ids(path: Path) -> set[str]:
     if not path.is_file():
-        raise MissingDatasetError(f"{path} is missing: the split files train.txt and val.txt list image ids")
+        raise MissingDatasetError(
+            f"{path} is missing: the split files train.txt and val.txt list image ids"
+        )
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
@@ -151,7 +155,9 @@ def load_voc_part(
                 f"{folder / 'obj_img' / name}: expected <class>-<instance>-<image id>.jpg"
             )
         if match["cls"] not in VOC_PART_CLASSES:
-            raise ValueError(f"{name}: unknown class {match['cls']!r}; expected one of {VOC_PART_CLASSES}")
+            raise ValueError(
+                f"{name}: unknown class {match['cls']!r}; expected one of {VOC_PART_CLASSES}"
+            )
         image_id = match["image"]
         split = "test" if image_id in test_ids else "val" if image_id in val_ids else (
             "train" if image_id in train_ids else None

@@ -336,3 +336,17 @@ def test_gate_only_run_from_a_trained_std_run(tmp_path: Path) -> None:
         TrainConfig(**common, gate_only=True, out="x").resolved()
     with pytest.raises(ValueError, match="needs the gate"):
         TrainConfig(**common, gate_only=True, gate=False, weights="w.pt", out="x").resolved()
+
+
+def test_reference_paths_on_a_torchvision_resnet_are_layer3_layer4_fc_and_layer4_fc() -> None:
+    from csg_interp.training import TrainConfig, build_net, scope_parameters
+
+    config = TrainConfig(dataset="folder", model="resnet18", preset="reference").resolved()
+    net = build_net(config, {"num_classes": 5, "in_channels": 3, "mean": (0.5,) * 3, "std": (0.2,) * 3})
+    body = net.features.body
+
+    def ids(*modules):
+        return {id(p) for m in modules for p in m.parameters()}
+
+    assert {id(p) for p in scope_parameters(net, config.std_stages)} == ids(body.layer3, body.layer4, net.head)
+    assert {id(p) for p in scope_parameters(net, config.csg_stages)} == ids(body.layer4, net.head)

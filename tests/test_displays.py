@@ -262,7 +262,20 @@ def test_mi_comparison_figure_equals_hand_drawn_reference(fig_test, fig_ref):
         ax.set_xlabel("filter (sorted by assigned class)")
 
 
+def test_mi_comparison_names_the_models():
+    display = MIComparisonDisplay.from_matrices(
+        np.ones((2, 3)), np.zeros((2, 3)), names=("seed 0", "seed 1")
+    )
+    assert display.scores == {"seed 0": 1.0, "seed 1": 0.0}
+    assert [ax.get_title() for ax in display.axes_] == [
+        "seed 0 model: MIS = 1.0000", "seed 1 model: MIS = 0.0000",
+    ]
+    assert "seed 0 (MIS 1.0000) vs seed 1 (MIS 0.0000)" in display.caption
+
+
 def test_mi_comparison_errors():
+    with pytest.raises(ValueError, match="two different model names"):
+        MIComparisonDisplay(np.ones((2, 3)), np.ones((2, 3)), names=("a", "a"))
     with pytest.raises(ValueError, match="classes"):
         MIComparisonDisplay(np.ones((2, 3)), np.ones((3, 3)))
     with pytest.raises(ValueError, match="negative"):

@@ -547,10 +547,11 @@ class MIComparisonDisplay:
         std_mi: (C, K') MI matrix of the STD model.
         class_names: one name per class.
         sort: sort each matrix's filters by class.
+        names: the two models' names in titles and captions (default ``("CSG", "STD")``).
 
     Attributes:
-        matrices: ``{"CSG": sorted csg_mi, "STD": sorted std_mi}`` as drawn.
-        scores: ``{"CSG": MIS, "STD": MIS}``.
+        matrices: ``{names[0]: sorted csg_mi, names[1]: sorted std_mi}`` as drawn.
+        scores: ``{names[0]: MIS, names[1]: MIS}``.
         vmax: the shared upper end of the colour scale (the larger maximum).
         plotted: after :meth:`plot`, ``axes_``, ``figure_`` and ``meshes_``.
     """
@@ -561,14 +562,19 @@ class MIComparisonDisplay:
         std_mi: Tensor | np.ndarray,
         class_names: Sequence[str] | None = None,
         sort: bool = True,
+        names: tuple[str, str] = ("CSG", "STD"),
     ) -> None:
+        if len(names) != 2 or names[0] == names[1]:
+            raise ValueError(f"names must be two different model names, got {names!r}")
+        self.names = (str(names[0]), str(names[1]))
+        first, second = self.names
         raw = {
-            "CSG": _to_numpy(csg_mi, "CSG MI matrix", 2),
-            "STD": _to_numpy(std_mi, "STD MI matrix", 2),
+            first: _to_numpy(csg_mi, f"{first} MI matrix", 2),
+            second: _to_numpy(std_mi, f"{second} MI matrix", 2),
         }
-        if raw["CSG"].shape[0] != raw["STD"].shape[0]:
+        if raw[first].shape[0] != raw[second].shape[0]:
             raise ValueError(
-                f"the MI matrices have {raw['CSG'].shape[0]} and {raw['STD'].shape[0]} classes; "
+                f"the MI matrices have {raw[first].shape[0]} and {raw[second].shape[0]} classes; "
                 "compare models trained on the same classes"
             )
         for name, matrix in raw.items():
@@ -576,7 +582,7 @@ class MIComparisonDisplay:
                 raise ValueError(
                     f"the {name} MI matrix has negative entries; clip estimator noise first"
                 )
-        self.class_names = _class_names(class_names, raw["CSG"].shape[0])
+        self.class_names = _class_names(class_names, raw[first].shape[0])
         self.sorted = sort
         self.orders = {
             name: class_sorted_order(m) if sort else np.arange(m.shape[1])
@@ -588,9 +594,10 @@ class MIComparisonDisplay:
 
     @property
     def caption(self) -> str:
+        first, second = self.names
         text = (
-            f"MI between each filter's pooled activation and each class indicator (nats), CSG "
-            f"(MIS {self.scores['CSG']:.4f}) vs STD (MIS {self.scores['STD']:.4f}), "
+            f"MI between each filter's pooled activation and each class indicator (nats), "
+            f"{first} (MIS {self.scores[first]:.4f}) vs {second} (MIS {self.scores[second]:.4f}), "
             "one colour scale."
         )
         if self.sorted:
@@ -605,11 +612,12 @@ class MIComparisonDisplay:
         class_names: Sequence[str] | None = None,
         *,
         sort: bool = True,
+        names: tuple[str, str] = ("CSG", "STD"),
         axes: Sequence["Axes"] | None = None,
         **plot_kwargs: Any,
     ) -> "MIComparisonDisplay":
         """Build from two MI matrices and plot them."""
-        return cls(csg_mi, std_mi, class_names, sort).plot(axes=axes, **plot_kwargs)
+        return cls(csg_mi, std_mi, class_names, sort, names).plot(axes=axes, **plot_kwargs)
 
     def plot(
         self,
@@ -618,7 +626,7 @@ class MIComparisonDisplay:
         cmap: str = "viridis",
         max_filter_labels: int = 40,
     ) -> "MIComparisonDisplay":
-        """Draw the two heatmaps (CSG on top) with one colour bar each, same scale.
+        """Draw the two heatmaps (the first model on top) with one colour bar each, same scale.
 
         Returns:
             The Display, with ``axes_``, ``figure_`` and ``meshes_``.

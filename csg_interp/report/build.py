@@ -233,7 +233,9 @@ def _mi_of(run_dir: Path, rows: list[dict[str, Any]] | None) -> tuple[np.ndarray
     return None
 
 
-def _filters(report: HtmlReport, run_dir: Path, baseline_dir: Path | None, run: Any) -> None:
+def _filters(
+    report: HtmlReport, run_dir: Path, baseline_dir: Path | None, run: Any, baseline_run: Any
+) -> None:
     """MI heatmap (or CSG-vs-STD comparison) and the filter table, from ``filters.csv`` or, when
     only ``csg-interp evaluate`` ran, from the MI matrix in ``metrics.json`` and the gate."""
     from csg_interp.attribution.displays import MIComparisonDisplay, MIHeatmapDisplay
@@ -246,18 +248,25 @@ def _filters(report: HtmlReport, run_dir: Path, baseline_dir: Path | None, run: 
     report.section("Filters")
     baseline_mi = _mi_of(baseline_dir, _filter_rows(baseline_dir)) if baseline_dir else None
     if mi is not None and baseline_mi is not None and baseline_mi[0].shape[0] == mi[0].shape[0]:
-        display = MIComparisonDisplay.from_matrices(mi[0], baseline_mi[0], mi[1])
-        report.figure(display.figure_, display.caption.replace("CSG", "this run", 1))
+        names = ("this run", "baseline")
+        if run is not None and baseline_run is not None and run.has_gate != baseline_run.has_gate:
+            names = ("CSG", "STD") if run.has_gate else ("STD", "CSG")
+        display = MIComparisonDisplay.from_matrices(mi[0], baseline_mi[0], mi[1], names=names)
+        report.figure(display.figure_, display.caption)
     elif mi is not None:
         display = MIHeatmapDisplay.from_matrix(mi[0], mi[1])
         report.figure(display.figure_, display.caption)
     source = "filters.csv"
     if rows is None and mi is not None:
-        gate = run.net.gate.weight.detach() if run is not None and run.net.gate is not None else None
-        if gate is not None and tuple(gate.shape) != mi[0].shape:
-            gate = None
+        gate = None
+        if run is not None and run.net.gate is not None:
+            gate = run.net.gate.weight.detach()
+            if tuple(gate.shape) != mi[0].shape:
+                gate = None
         rows = filter_table(mi[0], gate, mi[1]).rows
-        source = "built from metrics.json's MI matrix" + (" and the gate" if gate is not None else "")
+        source = "built from metrics.json's MI matrix"
+        if gate is not None:
+            source += " and the gate"
     columns = [c for c in _FILTER_COLUMNS if c in rows[0]] or list(rows[0])
     summary = f"filter table ({len(rows)} filters; {source})"
     report.table(rows, columns, collapsed=summary)
@@ -442,7 +451,7 @@ def write_report(
     _curves(report, read_history(run_dir / "metrics.jsonl"),
             read_history(baseline_dir / "metrics.jsonl") if baseline_dir is not None else None)
     _gate(report, run, baseline_run)
-    _filters(report, run_dir, baseline_dir, run)
+    _filters(report, run_dir, baseline_dir, run, baseline_run)
     for name, heading in ANALYSIS_FOLDERS.items():
         if (run_dir / name).is_dir():
             _analysis_folder(report, run_dir / name, heading, max_images)

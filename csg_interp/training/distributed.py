@@ -51,7 +51,6 @@ __all__ = [
     "is_torchrun",
 ]
 
-logger = logging.getLogger(__name__)
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 

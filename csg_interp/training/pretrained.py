@@ -51,7 +51,7 @@ _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
 
 @dataclass
 class WeightsReport:
-    """What :func:`load_weights` did.
+    """What :func:`load_pretrained` did.
 
     Attributes:
         source: the file or weights name.

@@ -5,7 +5,7 @@ Boxes from class-specific maps
 Weakly supervised localization turns a class map into a box: threshold the map, take the largest
 connected component (OpenCV), box it. Boxes are xyxy in pixel-edge coordinates.
 
-We need ground truth, so this example trains its own tiny CSG model on *scenes*: a digit pasted
+We need ground truth, so this example uses a tiny CSG model trained on *scenes*: a digit pasted
 at a random position and scale on a 24×24 canvas, with a synthetic stroke as clutter; every scene
 carries the digit's box (``load_dataset("scenes", source="digits")``, no download). The threshold
 (a fraction of each map's maximum, as in Grad-CAM's protocol) is chosen on the validation scenes
@@ -33,15 +33,21 @@ CACHE = Path(os.environ.get("CSG_INTERP_GALLERY_CACHE",
 
 scenes = load_dataset("scenes", source="digits", canvas=24, train_size=None, val_size=200,
                       test_size=200, scale=(1.5, 2.0), clutter_count=(0, 1), clutter_size=(6, 8))
-out = CACHE / "scenes-csg"
-manifest = out / "manifest.json"
-if manifest.is_file() and json.loads(manifest.read_text()).get("status") == "finished":
-    run = load_run(out)
-else:
+
+
+def scenes_run():
+    """The gallery's CSG model on digit scenes (shared with the filters example)."""
+    out = CACHE / "scenes-csg"
+    manifest = out / "manifest.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("status") == "finished":
+        return load_run(out)
     shutil.rmtree(out, ignore_errors=True)
     config = TrainConfig(dataset="scenes", model="smallcnn", epochs=10, batch_size=32,
                          gate_lr=0.1, seed=0, out=str(out))
-    run = fit(config, bundle=scenes, progress=False)
+    return fit(config, bundle=scenes, progress=False)
+
+
+run = scenes_run()
 print("test accuracy on scenes:", round(run.manifest["result"]["test_acc"], 3))
 
 # %%

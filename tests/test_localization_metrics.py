@@ -14,6 +14,7 @@ from csg_interp.attribution.localization import (
     filter_thresholds,
     mask_iou,
     max_box_acc,
+    max_box_acc_versions,
 )
 
 
@@ -153,6 +154,15 @@ def test_max_box_acc_v2_lets_every_component_compete():
     torch.testing.assert_close(result.accuracy[0], torch.ones(3))
     assert result.max_box_acc == 1.0
     assert result.best_threshold == {0.3: 0.5, 0.5: 0.5, 0.7: 0.5}
+
+
+def test_one_sweep_for_both_versions_equals_separate_calls():
+    maps, gt = distractor_maps()
+    both = max_box_acc_versions(maps, gt, ("v1", "v2"), thresholds=[0.5, 0.7])
+    for version in ("v1", "v2"):
+        alone = max_box_acc(maps, gt, version=version, thresholds=[0.5, 0.7])
+        torch.testing.assert_close(both[version].accuracy, alone.accuracy)
+        assert both[version].best_threshold == alone.best_threshold
 
 
 def test_max_box_acc_default_sweep_and_errors():

@@ -529,10 +529,10 @@ def max_box_acc_versions(
         ious = torch.from_numpy(best if multi else largest)
         accuracy = torch.stack([(ious >= t).float().mean(dim=1) for t in iou_thresholds], dim=1)
         best_rows = accuracy.argmax(dim=0)  # first maximum
-        best = {t: float(thresholds[best_rows[c]]) for c, t in enumerate(iou_thresholds)}
+        chosen = {t: float(thresholds[best_rows[c]]) for c, t in enumerate(iou_thresholds)}
         results[version] = MaxBoxAccResult(
             version=version, thresholds=thresholds, iou_thresholds=iou_thresholds,
-            accuracy=accuracy, best_threshold=best,
+            accuracy=accuracy, best_threshold=chosen,
             max_box_acc=float(accuracy.max(dim=0).values.mean()),
         )  # fmt: skip
     return results

@@ -254,3 +254,12 @@ def test_docstring_examples_run(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_plot_roc_curves_keeps_given_colours():
+    from matplotlib.colors import to_rgba
+
+    y = np.array([0, 1])
+    displays = plot_roc_curves({"a": (y, np.array([0.0, 1.0])), "b": (y, np.array([1.0, 0.0]))},
+                               colors={"b": "tab:red"})
+    assert to_rgba(displays[1].line_.get_color()) == to_rgba("tab:red")

@@ -34,7 +34,11 @@ from .detection import (
 )
 from .evaluation import DetectionEvaluation, evaluate_detection
 
-__all__ = ["build_scores", "detect_run", "sample_indices"]
+__all__ = ["build_scores", "detect_run", "sample_indices", "SCORE_COLORS"]
+
+#: One colour per score in every ROC panel (matplotlib's tab10).
+SCORE_COLORS = {"gate": "tab:blue", "mi-gate": "tab:orange", "max-softmax": "tab:green",
+                "mahalanobis": "tab:red"}
 
 
 def sample_indices(total: int, count: int | None, seed: int) -> np.ndarray:
@@ -127,7 +131,7 @@ def _save_roc_figures(
             continue
         figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.6), squeeze=False)
         for ax, evaluation in zip(axes[0], panels):
-            plot_roc_curves(evaluation.curves[eps], ax=ax,
+            plot_roc_curves(evaluation.curves[eps], ax=ax, colors=SCORE_COLORS,
                             title=f"{evaluation.model.upper()} model, {method.upper()} ε={eps:g}")
         figure.tight_layout()
         path = out / f"roc_{method}_eps{eps:g}.png"

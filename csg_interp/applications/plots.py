@@ -17,6 +17,7 @@ def plot_roc_curves(
     curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ax=None,
     title: str | None = None,
+    colors: Mapping[str, str] | None = None,
 ):
     """Draw one ROC curve per score on one axes.
 
@@ -25,6 +26,8 @@ def plot_roc_curves(
             legend shows ``name (AUC = …)``.
         ax: a matplotlib axes; a new 4.5×4.5 in figure when ``None``.
         title: the axes title.
+        colors: optional ``name -> matplotlib colour``, so that a score keeps its colour across
+            panels (names missing from it take the next colour of the cycle).
 
     Returns:
         The list of ``sklearn.metrics.RocCurveDisplay`` objects (``.figure_``, ``.ax_``,
@@ -55,6 +58,7 @@ def plot_roc_curves(
             RocCurveDisplay.from_predictions(
                 np.asarray(y_true), np.asarray(y_score), name=name, ax=ax,
                 plot_chance_level=index == last,
+                curve_kwargs={"color": colors[name]} if colors and name in colors else None,
             )
         )
     ax.set_xlabel("false-positive rate (clean flagged)")

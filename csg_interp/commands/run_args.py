@@ -22,7 +22,9 @@ __all__ = ["add_run_arguments", "load_run_from_args"]
 
 def add_run_arguments(parser: argparse.ArgumentParser, name: str = "run_dir") -> None:
     """Add the positional run directory and ``--checkpoint last|best`` (default ``last``)."""
-    parser.add_argument(name, metavar="RUN_DIR", help="a run directory written by `csg-interp train`")
+    parser.add_argument(
+        name, metavar="RUN_DIR", help="a run directory written by `csg-interp train`"
+    )
     parser.add_argument(
         "--checkpoint", choices=["last", "best"], default="last",
         help="which checkpoint of the run: the last epoch (the paper's choice) or the best "

@@ -136,10 +136,10 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
     except pickle.UnpicklingError as error:
         if "global" in str(error).lower():  # a reference to a Python callable or class
             raise CheckpointError(
-                f"{path} was refused: it references Python code or classes ({_named_global(error)}), "
-                "not only tensors and plain containers, and csg_interp loads checkpoints with "
-                "weights_only=True only. Use a checkpoint written by csg-interp train, or a plain "
-                "state dict."
+                f"{path} was refused: it references Python code or classes "
+                f"({_named_global(error)}), not only tensors and plain containers, and "
+                "csg_interp loads checkpoints with weights_only=True only. Use a checkpoint "
+                "written by csg-interp train, or a plain state dict."
             ) from error
         raise CheckpointError(
             f"{path} is corrupt or truncated, or not a tensors-only file, and cannot be read "
@@ -159,7 +159,9 @@ def _named_global(error: Exception) -> str:
     return "unknown global"
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
 
     Args:

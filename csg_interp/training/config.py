@@ -261,7 +261,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 2:
             raise ValueError(
-                f"batch_size must be an integer ≥ 2 (BatchNorm needs 2 samples), got {self.batch_size!r}"
+                "batch_size must be an integer ≥ 2 (BatchNorm needs 2 samples), "
+                f"got {self.batch_size!r}"
             )
         for name in ("lr", "csg_lr", "gate_lr"):
             value = getattr(self, name)
@@ -281,7 +282,8 @@ class TrainConfig:
             raise ValueError(f"period must be an integer ≥ 1, got {self.period!r}")
         if not isinstance(self.csg_from, int) or not 0 <= self.csg_from < self.period:
             raise ValueError(
-                f"csg_from must be an integer in [0, period) = [0, {self.period}), got {self.csg_from!r}"
+                f"csg_from must be an integer in [0, period) = [0, {self.period}), "
+                f"got {self.csg_from!r}"
             )
         if self.align not in ALIGNS:
             raise ValueError(f"align must be one of {', '.join(ALIGNS)}, got {self.align!r}")
@@ -289,7 +291,8 @@ class TrainConfig:
             self.milestones
         ):
             raise ValueError(
-                f"milestones are increasing fractions of the epochs in (0, 1], got {self.milestones}"
+                "milestones are increasing fractions of the epochs in (0, 1], "
+                f"got {self.milestones}"
             )
         for name in ("std_stages", "csg_stages"):
             value = getattr(self, name)
@@ -332,7 +335,8 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown training option(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
             )
         config = cls(**values)
         return config.resolved() if resolve else config
@@ -350,11 +354,15 @@ class TrainConfig:
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: not a run directory written by csg-interp train")
+            raise FileNotFoundError(
+                f"{path} not found: not a run directory written by csg-interp train"
+            )
         try:
             values = json.loads(path.read_text())
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); the run directory is damaged") from error
+            raise ValueError(
+                f"{path} is not valid JSON ({error}); the run directory is damaged"
+            ) from error
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a JSON object of training options")
         return cls.from_dict(values)

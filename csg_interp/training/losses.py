@@ -48,7 +48,9 @@ def std_objective(std_logits: Tensor, labels: Tensor) -> LossTerms:
     return LossTerms(total=ce, ce_std=ce)
 
 
-def csg_objective(csg_logits: Tensor, labels: Tensor, gate: Tensor, lam: float, tau: float) -> LossTerms:
+def csg_objective(
+    csg_logits: Tensor, labels: Tensor, gate: Tensor, lam: float, tau: float
+) -> LossTerms:
     """CSG-epoch loss ``CE(csg_logits, y) + lam · max(0, ‖G‖₁ − tau·C·K)``.
 
     Args:
@@ -59,7 +61,8 @@ def csg_objective(csg_logits: Tensor, labels: Tensor, gate: Tensor, lam: float, 
         tau: τ, the density bound.
 
     Example:
-        >>> terms = csg_objective(torch.zeros(2, 2), torch.tensor([0, 1]), torch.ones(2, 3), 0.5, 0.5)
+        >>> logits, labels, gate = torch.zeros(2, 2), torch.tensor([0, 1]), torch.ones(2, 3)
+        >>> terms = csg_objective(logits, labels, gate, lam=0.5, tau=0.5)
         >>> round(float(terms.hinge), 4), round(float(terms.total), 4)
         (1.5, 2.1931)
     """
@@ -88,4 +91,5 @@ def joint_objective(
     ce_std = F.cross_entropy(std_logits, labels)
     ce_csg = F.cross_entropy(csg_logits, labels)
     hinge = lam * sparsity_hinge(gate, tau)
-    return LossTerms(total=ce_std + csg_weight * ce_csg + hinge, ce_std=ce_std, ce_csg=ce_csg, hinge=hinge)
+    total = ce_std + csg_weight * ce_csg + hinge
+    return LossTerms(total=total, ce_std=ce_std, ce_csg=ce_csg, hinge=hinge)

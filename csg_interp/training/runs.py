@@ -164,8 +164,11 @@ def scope_parameters(net: CSGNet, stages: int | str) -> list[nn.Parameter]:
     else:
         all_stages = feature_stages(net)
         if stages > len(all_stages):
-            raise ValueError(f"asked for the last {stages} stages but the features have {len(all_stages)}")
-        params = [p for s in all_stages[-stages:] for p in s.parameters()] + list(net.head.parameters())
+            raise ValueError(
+                f"asked for the last {stages} stages but the features have {len(all_stages)}"
+            )
+        params = [p for s in all_stages[-stages:] for p in s.parameters()]
+        params += list(net.head.parameters())
     seen: set[int] = set()
     unique = []
     for p in params:
@@ -177,7 +180,7 @@ def scope_parameters(net: CSGNet, stages: int | str) -> list[nn.Parameter]:
 
 # --------------------------------------------------------------------- runs
 def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of a ``metrics.jsonl`` (an absent file gives ``[]``; a torn last line is skipped)."""
+    """The rows of a ``metrics.jsonl`` (none if absent; a torn last line is skipped)."""
     path = Path(path)
     if not path.is_file():
         return []
@@ -338,7 +341,9 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     state = safe_torch_load(path)
     if not isinstance(state, dict) or state.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{path} is not a network exported by csg-interp export")
-    config = TrainConfig(model=state["model"], widths=state["widths"], gate=False, dataset=state["meta"]["dataset"])
+    config = TrainConfig(
+        model=state["model"], widths=state["widths"], gate=False, dataset=state["meta"]["dataset"]
+    )
     plain = build_net(config, state["meta"], pretrained=False).plain_network()
     plain.load_state_dict(state["state_dict"])
     return plain.to(device).eval()

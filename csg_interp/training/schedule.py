@@ -10,8 +10,8 @@ An epoch is one of three kinds:
 Learning rates follow ``torch.optim.lr_scheduler.MultiStepLR`` semantics with one scheduler per
 optimiser that steps **only at the end of its own epochs** (csg-method §2): after ``n`` own epochs
 the factor is ``gamma ** (number of milestones ≤ n)``. The factor is computed from the epoch index
-rather than kept in a scheduler object, so a resumed run cannot drift; ``tests/test_trainer_schedule.py``
-checks it against ``MultiStepLR`` stepped the same way.
+rather than kept in a scheduler object, so a resumed run cannot drift;
+``tests/test_trainer_schedule.py`` checks it against ``MultiStepLR`` stepped the same way.
 """
 
 from __future__ import annotations
@@ -137,4 +137,7 @@ class EpochSchedule:
 
     def table(self) -> list[dict[str, object]]:
         """One row per epoch: ``epoch``, ``kind`` and the learning rates (for docs and tests)."""
-        return [{"epoch": e, "kind": self.kind(e), **self.learning_rates(e)} for e in range(self.config.epochs)]
+        return [
+            {"epoch": e, "kind": self.kind(e), **self.learning_rates(e)}
+            for e in range(self.config.epochs)
+        ]

@@ -81,7 +81,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
+        raise ValueError(
+            f"device {name!r} requested but CUDA is not available; use --device cpu or auto"
+        )
     return device
 
 
@@ -113,7 +115,8 @@ def load_bundle(config: TrainConfig, **overrides: Any):
         if "unexpected keyword" not in str(error):
             raise
         raise ValueError(
-            f"data set {config.dataset!r} does not take the option(s) {', '.join(options)} ({error})"
+            f"data set {config.dataset!r} does not take the option(s) {', '.join(options)} "
+            f"({error})"
         ) from error
 
 
@@ -156,7 +159,8 @@ def _git_revision() -> dict[str, Any]:
     root = Path(__file__).resolve().parents[2]
     try:
         revision = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10,
         )
         if revision.returncode != 0:
             return {"revision": None, "dirty": None}
@@ -335,7 +339,9 @@ class Trainer:
         self.net.load_state_dict(state["model"])
         missing = set(self.optimizers) - set(state["optimizers"])
         if missing:
-            raise ValueError(f"the checkpoint has no state for optimiser(s) {', '.join(sorted(missing))}")
+            raise ValueError(
+                f"the checkpoint has no state for optimiser(s) {', '.join(sorted(missing))}"
+            )
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         self.amp.load_state_dict(state.get("amp", {}))
@@ -366,7 +372,9 @@ class Trainer:
                     with torch.no_grad():
                         terms.ce_std = nn.functional.cross_entropy(std_logits, labels)
                 else:
-                    terms = joint_objective(std_logits, csg_logits, labels, gate, c.lam, c.tau, c.csg_weight)
+                    terms = joint_objective(
+                        std_logits, csg_logits, labels, gate, c.lam, c.tau, c.csg_weight
+                    )
         loss = float(terms.total.detach())
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"the {kind} loss is {loss}")
@@ -380,7 +388,9 @@ class Trainer:
                 "ce_csg": float(terms.ce_csg) if terms.ce_csg is not None else 0.0,
                 "hinge": float(terms.hinge) if terms.hinge is not None else 0.0,
                 "correct_std": float((std_logits.argmax(1) == labels).sum()),
-                "correct_csg": float((csg_logits.argmax(1) == labels).sum()) if csg_logits is not None else 0.0,
+                "correct_csg": (
+                    float((csg_logits.argmax(1) == labels).sum()) if csg_logits is not None else 0.0
+                ),
                 "resets": float(resets),
             }  # fmt: skip
         return result
@@ -429,7 +439,8 @@ class Trainer:
                     raise TrainingDivergedError(
                         f"{error} at epoch {epoch} step {step}; training stopped. "
                         + self._last_good_message()
-                        + " Lower the learning rates (--lr/--csg-lr/--gate-lr) and resume or retrain."
+                        + " Lower the learning rates (--lr/--csg-lr/--gate-lr) and resume or"
+                        " retrain."
                     ) from None
                 n = int(labels.shape[0])
                 for key in keys:
@@ -437,11 +448,15 @@ class Trainer:
                     sums[key] += parts[key] * weight
                 seen += n
                 correct = sums["correct_csg" if kind == "csg" else "correct_std"]
-                bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{sums['loss'] / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False
+                )
                 bar.update(1)
         finally:
             bar.close()
-        totals = self.reduce_sums(torch.tensor([sums[k] for k in keys] + [seen], dtype=torch.float64))
+        totals = self.reduce_sums(
+            torch.tensor([sums[k] for k in keys] + [seen], dtype=torch.float64)
+        )
         values = dict(zip(keys, totals[:-1].tolist()))
         count = max(float(totals[-1]), 1.0)
         has_csg = kind != "std"
@@ -464,7 +479,10 @@ class Trainer:
 
     def _last_good_message(self) -> str:
         if self.epochs_done:
-            return f"The last good checkpoint, {self.run_dir / 'last.pt'} (epoch {self.epochs_done}), is kept."
+            return (
+                f"The last good checkpoint, {self.run_dir / 'last.pt'} (epoch {self.epochs_done}), "
+                "is kept."
+            )
         return "No epoch had finished, so there is no checkpoint."
 
     # ------------------------------------------------------------ run files
@@ -489,7 +507,8 @@ class Trainer:
         if resume and last.exists():
             state = load_checkpoint(last, map_location="cpu")
             self.load_state_dict(state)
-            logger.info("resuming %s after epoch %d of %d", self.run_dir, self.epochs_done, self.config.epochs)
+            logger.info("resuming %s after epoch %d of %d",
+                        self.run_dir, self.epochs_done, self.config.epochs)
         elif resume:
             logger.info("nothing to resume in %s; starting from epoch 0", self.run_dir)
         if self.is_writer:
@@ -522,14 +541,18 @@ class Trainer:
             "data": {
                 **self.meta,
                 "augment": self.augment,
-                "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test)},
+                "sizes": {
+                    "train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test)
+                },
                 "info": bundle.info,
             },
             "device": str(self.device),
             "threads": torch.get_num_threads(),
             "world_size": self.world_size,
             "model": {
-                "gate_shape": list(self.net.gate.weight.shape) if self.net.gate is not None else None,
+                "gate_shape": (
+                    list(self.net.gate.weight.shape) if self.net.gate is not None else None
+                ),
                 "parameters": sum(p.numel() for p in self.net.parameters()),
             },
             "schedule": {
@@ -574,7 +597,9 @@ class Trainer:
             row.update(
                 val_acc=val["acc"],
                 val_loss=val["loss"],
-                gate_density=float(self.net.gate.density().detach()) if self.net.gate is not None else None,
+                gate_density=(
+                    float(self.net.gate.density().detach()) if self.net.gate is not None else None
+                ),
             )
             improved = self.best["val_acc"] is None or val["acc"] > self.best["val_acc"]
             if improved:
@@ -585,9 +610,9 @@ class Trainer:
                 self._append_metrics(row)
                 self._save_epoch(improved)
             logger.info(
-                "epoch %d/%d %s: loss %.4f, val acc %.4f%s", epoch + 1, self.config.epochs, row["kind"],
-                row["loss"], val["acc"],
-                f", gate density {row['gate_density']:.3f}" if row["gate_density"] is not None else "",
+                "epoch %d/%d %s: loss %.4f, val acc %.4f%s", epoch + 1, self.config.epochs,
+                row["kind"], row["loss"], val["acc"],
+                "" if row["gate_density"] is None else f", gate density {row['gate_density']:.3f}",
             )  # fmt: skip
             self.barrier()
         if self.is_writer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from csg_interp.applications.attacks import (
@@ -29,30 +28,13 @@ class TwoClassLinear(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def trained_tiny():
-    """A SmallCNN trained for a few seconds on scikit-learn digits (8×8): model + test split."""
-    from csg_interp.data import load_dataset
-    from csg_interp.models import build_backbone
-    from csg_interp.training import CSGNet
+def trained_tiny(tiny_digits_pair):
+    """The STD smallcnn of the shared tiny digits pair (8×8 images) and 200 of its test images."""
+    from csg_interp.training import load_run
 
-    torch.manual_seed(0)
-    bundle = load_dataset("digits")
-    images, labels = bundle.train.tensors()
-    net = CSGNet.from_backbone(
-        build_backbone("smallcnn", 10, 1, widths=(8, 16, 16)), normalize=(bundle.mean, bundle.std)
-    )
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-    for _ in range(6):
-        order = torch.randperm(len(images))
-        for start in range(0, len(images), 64):
-            index = order[start : start + 64]
-            loss = F.cross_entropy(net(images[index]), labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    net.eval()
-    test_images, test_labels = bundle.test.tensors()
-    return net, test_images[:200], test_labels[:200]
+    run = load_run(tiny_digits_pair["std"])
+    images, labels = run.load_data().test.tensors()
+    return run.net.eval(), images[:200], labels[:200]
 
 
 @pytest.mark.parametrize("eps", [-0.01, 1.5, 8, "x", None])
@@ -146,7 +128,7 @@ def test_perturbation_stays_in_the_ball_and_in_pixel_range(trained_tiny, method)
 def test_pgd_flips_trained_model_at_largest_eps_and_never_at_zero(trained_tiny):
     net, images, labels = trained_tiny
     none = attack(net, images, labels, method="pgd", eps=0.0)
-    assert int(none.correct.sum()) > 150  # the fixture is a reasonable classifier
+    assert int(none.correct.sum()) >= 120  # the fixture is a reasonable classifier (157/200 here)
     assert int(none.success.sum()) == 0
     torch.testing.assert_close(none.adversarial, images)
     strong = attack(net, images, labels, method="pgd", eps=0.3)
@@ -155,9 +137,9 @@ def test_pgd_flips_trained_model_at_largest_eps_and_never_at_zero(trained_tiny):
 
 def test_targeted_pgd_reaches_random_targets(trained_tiny):
     net, images, labels = trained_tiny
-    result = attack(net, images, labels, method="pgd", eps=0.3, targeted=True, seed=3)
+    result = attack(net, images, labels, method="pgd", eps=0.3, targeted=True, seed=3, steps=20)
     assert bool((result.targets != labels).all())
-    assert result.success_rate >= 0.8
+    assert result.success_rate >= 0.75  # 0.88 here
     hit = result.success
     assert bool((result.adv_pred[hit] == result.targets[hit]).all())
 

@@ -63,17 +63,18 @@ def _timing(
         torch.set_num_threads(threads)
 
 
-def run(quick: bool = False) -> str:
+def run(quick: bool = False, pair: Path = PAIR) -> str:
     from csg_interp.commands.localize import localize_net
     from csg_interp.data import MissingDatasetError
     from csg_interp.training import load_run
 
-    if not (PAIR / "csg" / "last.pt").is_file() or not (PAIR / "std" / "last.pt").is_file():
+    pair = Path(pair)
+    if not (pair / "csg" / "last.pt").is_file() or not (pair / "std" / "last.pt").is_file():
         return (
-            f"Not measured: the pair is missing under `{PAIR}`; run "
+            f"Not measured: the pair is missing under `{pair}`; run "
             "`python benchmarks/train_scenes_pair.py`.\n"
         )
-    runs = {name: load_run(PAIR / name) for name in ("csg", "std")}
+    runs = {name: load_run(pair / name) for name in ("csg", "std")}
     try:
         bundle = runs["csg"].load_data()
     except MissingDatasetError as error:
@@ -165,4 +166,10 @@ def run(quick: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    print(run(quick="--quick" in sys.argv))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny scene set (CI)")
+    parser.add_argument("--pair", type=Path, default=PAIR, help="folder with csg/ and std/ runs")
+    arguments = parser.parse_args()
+    print(run(quick=arguments.quick, pair=arguments.pair))

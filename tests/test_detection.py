@@ -263,3 +263,44 @@ def test_plot_roc_curves_keeps_given_colours():
     displays = plot_roc_curves({"a": (y, np.array([0.0, 1.0])), "b": (y, np.array([1.0, 0.0]))},
                                colors={"b": "tab:red"})
     assert to_rgba(displays[1].line_.get_color()) == to_rgba("tab:red")
+
+
+# ---------------------------------------------------------------- supervised logistic detector
+def test_logistic_features_hand_values():
+    from csg_interp.applications.detection import LogisticGateScore
+
+    outputs = ModelOutputs(torch.tensor([[2.0, 1.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0]]))
+    features = LogisticGateScore(GATE).features(outputs)
+    expected = [0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.25, 0.0, math.log(5.0)]
+    np.testing.assert_allclose(features[0], expected, rtol=1e-6)
+
+
+def test_logistic_needs_fit_and_both_classes():
+    from csg_interp.applications.detection import LogisticGateScore
+
+    outputs = ModelOutputs(POOLED, torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="not fitted"):
+        LogisticGateScore(GATE).score(outputs)
+    with pytest.raises(ValueError, match="did any attack on the fitting split succeed"):
+        LogisticGateScore(GATE).fit(outputs, outputs.subset(torch.tensor([], dtype=torch.long)))
+    with pytest.raises(ValueError, match="non-negative"):
+        LogisticGateScore(GATE).features(ModelOutputs(-POOLED, torch.zeros(2, 2)))
+
+
+def test_evaluate_detection_refits_supervised_scores_per_eps():
+    from csg_interp.applications.detection import LogisticGateScore
+
+    torch.manual_seed(0)
+    net = _bright_dark_net()
+    images, fit_images = torch.rand(30, 1, 6, 6), torch.rand(40, 1, 6, 6)
+    labels, fit_labels = net(images).argmax(dim=1), net(fit_images).argmax(dim=1)
+    logistic = LogisticGateScore(GATE)
+    with pytest.raises(ValueError, match="fit_images"):
+        evaluate_detection(net, [MaxSoftmaxScore()], images, labels, [0.5], supervised=[logistic])
+    evaluation = evaluate_detection(net, [MaxSoftmaxScore()], images, labels, [0.0, 0.5],
+                                    supervised=[logistic], fit_images=fit_images,
+                                    fit_labels=fit_labels)
+    assert [row["score"] for row in evaluation.rows] == ["max-softmax", "gate-logistic"] * 2
+    assert evaluation.metric(0.0, "gate-logistic") is None
+    assert 0.0 <= evaluation.metric(0.5, "gate-logistic") <= 1.0
+    assert "gate-logistic" in evaluation.curves[0.5]

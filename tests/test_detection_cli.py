@@ -82,3 +82,14 @@ def test_demo_stage_detect_is_registered_and_skips_without_runs(tmp_path, capsys
     ctx = DemoContext(tmp_path, "digits", None, "cpu", 0, True)
     stage_detect(ctx)
     assert "skipped" in capsys.readouterr().out and "detect" not in ctx.artifacts
+
+
+def test_detect_logistic_option_adds_the_supervised_score(tiny_digits_pair, tmp_path):
+    code = main(["detect", str(tiny_digits_pair["csg"]), "--eps", "0.3", "--logistic",
+                 "--logistic-images", "100", "--device", "cpu", "--out", str(tmp_path), *SMALL])
+    assert code == 0
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    assert result["models"]["csg"]["scores"][-1] == "gate-logistic"
+    assert result["protocol"]["logistic_images"] == 100
+    row = next(r for r in result["rows"] if r["score"] == "gate-logistic")
+    assert result["summary"][0]["csg_gate_logistic_auc"] == row["auc"]

@@ -12,6 +12,7 @@ See docs/detection.md.
 from .attacks import ATTACKS, LOSSES, AttackResult, attack, check_epsilon, margin_loss
 from .detection import (
     GateConsistencyScore,
+    LogisticGateScore,
     MahalanobisScore,
     MaxSoftmaxScore,
     ModelOutputs,
@@ -30,6 +31,7 @@ __all__ = [
     "AttackResult",
     "DetectionEvaluation",
     "GateConsistencyScore",
+    "LogisticGateScore",
     "MahalanobisScore",
     "MaxSoftmaxScore",
     "ModelOutputs",

@@ -42,6 +42,7 @@ __all__ = [
     "GateConsistencyScore",
     "MaxSoftmaxScore",
     "MahalanobisScore",
+    "LogisticGateScore",
     "detection_metrics",
     "tpr_at_fpr",
 ]
@@ -282,6 +283,75 @@ class MahalanobisScore:
             [self.covariance_.mahalanobis(features - mean) for mean in self.means_.numpy()], axis=1
         )
         return distances.min(axis=1).astype(np.float32)
+
+
+class LogisticGateScore:
+    """Supervised detector: logistic regression on per-class filter statistics of the gate.
+
+    Features of a sample with pooled activations f and predicted class ŷ (2K + 1 values): the
+    mass shares inside and outside ŷ's gate row, ``f/Σf ⊙ G[ŷ]`` and ``f/Σf ⊙ (1 − G[ŷ])``, and
+    ``log(1 + Σf)``. A scikit-learn ``StandardScaler`` → ``LogisticRegression`` pipeline is fitted
+    on clean vs attacked images of a held-out split (the same attack and ε as evaluated), so it
+    knows the attack; its score is the predicted probability of "adversarial".
+
+    Args:
+        gate: (C, K) gate in [0, 1] (learned, or ``gate_from_mi`` for an STD model).
+        name: the label in tables and plots.
+        C: inverse regularisation strength of the logistic regression.
+
+    Example:
+        >>> gate = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> clean = ModelOutputs(torch.tensor([[1.0, 0.0], [0.0, 1.0]] * 4), torch.eye(2).repeat(4, 1))
+        >>> adversarial = ModelOutputs(torch.tensor([[0.0, 1.0], [1.0, 0.0]] * 4),
+        ...                            torch.eye(2).repeat(4, 1))
+        >>> detector = LogisticGateScore(gate).fit(clean, adversarial)
+        >>> bool((detector.score(adversarial) > detector.score(clean)).all())
+        True
+    """
+
+    def __init__(self, gate: Tensor, name: str = "gate-logistic", C: float = 1.0) -> None:
+        self.gate = GateConsistencyScore(gate).gate
+        self.name = name
+        self.C = C
+
+    def features(self, outputs: ModelOutputs) -> np.ndarray:
+        """The (N, 2K + 1) feature matrix described in the class docstring."""
+        pooled = outputs.pooled.float()
+        if pooled.numel() and float(pooled.min()) < 0:
+            raise ValueError("activations must be non-negative for mass shares; use the post-ReLU map")
+        if pooled.shape[1] != self.gate.shape[1]:
+            raise ValueError(
+                f"the gate has {self.gate.shape[1]} filters but the features have {pooled.shape[1]}"
+            )
+        total = pooled.sum(dim=1, keepdim=True)
+        share = torch.where(total > 0, pooled / total.clamp_min(torch.finfo(total.dtype).tiny), 0.0)
+        rows = self.gate.index_select(0, outputs.predicted)
+        return torch.cat([share * rows, share * (1.0 - rows), torch.log1p(total)], dim=1).numpy()
+
+    def fit(self, clean: ModelOutputs, adversarial: ModelOutputs) -> "LogisticGateScore":
+        """Fit on clean (label 0) and adversarial (label 1) outputs of a held-out split."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if len(clean) == 0 or len(adversarial) == 0:
+            raise ValueError(
+                f"fitting needs clean and adversarial samples, got {len(clean)} and "
+                f"{len(adversarial)} (did any attack on the fitting split succeed?)"
+            )
+        x = np.concatenate([self.features(clean), self.features(adversarial)])
+        y = np.concatenate([np.zeros(len(clean)), np.ones(len(adversarial))])
+        self.model_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
+        self.model_.fit(x, y)
+        return self
+
+    def score(self, outputs: ModelOutputs) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            raise ValueError(
+                "LogisticGateScore is not fitted; call fit(clean, adversarial) on attacked images "
+                "of a held-out split"
+            )
+        return self.model_.predict_proba(self.features(outputs))[:, 1].astype(np.float32)
 
 
 def tpr_at_fpr(y_true: np.ndarray, y_score: np.ndarray, max_fpr: float = 0.05) -> float:

@@ -66,6 +66,9 @@ def evaluate_detection(
     model_name: str = "model",
     batch_size: int = 256,
     max_fpr: float = 0.05,
+    supervised: Sequence[Any] = (),
+    fit_images: Tensor | None = None,
+    fit_labels: Tensor | None = None,
     **attack_options: Any,
 ) -> DetectionEvaluation:
     """Run the paired detection protocol (module docstring) for one model.
@@ -81,6 +84,12 @@ def evaluate_detection(
         model_name: the model's name in the rows.
         batch_size: images per forward/attack batch.
         max_fpr: FPR budget for the TPR column.
+        supervised: detector scores fitted on attacks (``fit(clean, adversarial)``, e.g.
+            :class:`~csg_interp.applications.detection.LogisticGateScore`); for every ε they are
+            refitted on the successful attacks on ``fit_images`` (same attack, seed + 1) against
+            the same images clean, then evaluated like the others.
+        fit_images: held-out images (disjoint from ``images``) for the supervised scores.
+        fit_labels: their labels.
         **attack_options: passed to :func:`~csg_interp.applications.attacks.attack` (``steps``,
             ``targeted``, ``loss``, ``seed``, ...).
 
@@ -92,14 +101,32 @@ def evaluate_detection(
         ValueError: for ε outside [0, 1], no scores, or duplicate score names.
     """
     eps_values = [check_epsilon(eps) for eps in eps_values]
-    names = [score.name for score in scores]
+    names = [score.name for score in scores] + [score.name for score in supervised]
+    if supervised and (fit_images is None or fit_labels is None):
+        raise ValueError("supervised scores need held-out fit_images and fit_labels to attack")
     if not names:
         raise ValueError("no detector scores given; pass e.g. [GateConsistencyScore.from_net(net)]")
     if len(set(names)) != len(names):
         raise ValueError(f"detector score names must be unique, got {names}")
     clean = model_outputs(net, images, batch_size)
+    fit_clean = model_outputs(net, fit_images, batch_size) if supervised else None
     evaluation = DetectionEvaluation(model=model_name)
     for eps in eps_values:
+        if supervised:
+            fit_options = {**attack_options, "seed": int(attack_options.get("seed", 0)) + 1}
+            fit_attack = attack(net, fit_images, fit_labels, method=method, eps=eps,
+                                batch_size=batch_size, **fit_options)
+            fit_success = fit_attack.success
+            fit_adversarial = model_outputs(net, fit_attack.adversarial[fit_success], batch_size) \
+                if int(fit_success.sum()) else ModelOutputs(clean.pooled[:0], clean.logits[:0])
+            unfitted = set()
+            for score in supervised:
+                if int(fit_success.sum()):
+                    score.fit(fit_clean.subset(fit_success), fit_adversarial)
+                else:  # nothing to fit on at this ε: the score gets an empty row
+                    unfitted.add(score.name)
+        else:
+            unfitted = set()
         result = attack(net, images, labels, method=method, eps=eps, batch_size=batch_size,
                         **attack_options)
         success = result.success
@@ -116,10 +143,10 @@ def evaluate_detection(
             model_outputs(net, result.adversarial[success], batch_size)
             if n_success else ModelOutputs(clean.pooled[:0], clean.logits[:0])
         )
-        for score in scores:
+        for score in [*scores, *supervised]:
             row: dict[str, Any] = {"model": model_name, "attack": method, "eps": eps,
                                    "score": score.name}
-            if n_success == 0:
+            if n_success == 0 or score.name in unfitted:
                 row.update(auc=None, tpr_at_fpr=None, max_fpr=max_fpr, n_clean=0, n_adversarial=0)
             else:
                 clean_scores = score.score(negatives)

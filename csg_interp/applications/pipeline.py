@@ -10,7 +10,9 @@ Scores per model:
 * ``gate`` -- gate consistency with the model's learned gate (CSG models only);
 * ``mi-gate`` -- gate consistency with ``gate_from_mi`` of the MI matrix on the validation split
   (every model; the "same detector" for an STD model);
-* ``max-softmax`` and ``mahalanobis`` -- baselines (Mahalanobis statistics from validation images).
+* ``max-softmax`` and ``mahalanobis`` -- baselines (Mahalanobis statistics from validation images);
+* optional (``logistic=True``): ``gate-logistic`` (CSG) / ``mi-gate-logistic`` (STD), a logistic
+  regression on per-class filter statistics, refitted per ε on attacked validation images.
 """
 
 from __future__ import annotations
@@ -28,17 +30,19 @@ from .attacks import DEFAULT_PGD_STEPS, DEFAULT_STEP_FACTOR, check_epsilon
 from .detection import (
     DetectorScore,
     GateConsistencyScore,
+    LogisticGateScore,
     MahalanobisScore,
     MaxSoftmaxScore,
     model_outputs,
 )
 from .evaluation import DetectionEvaluation, evaluate_detection
 
-__all__ = ["build_scores", "detect_run", "sample_indices", "SCORE_COLORS"]
+__all__ = ["build_scores", "build_supervised", "detect_run", "sample_indices", "SCORE_COLORS"]
 
 #: One colour per score in every ROC panel (matplotlib's tab10).
 SCORE_COLORS = {"gate": "tab:blue", "mi-gate": "tab:orange", "max-softmax": "tab:green",
-                "mahalanobis": "tab:red"}
+                "mahalanobis": "tab:red", "gate-logistic": "tab:purple",
+                "mi-gate-logistic": "tab:brown"}
 
 
 def sample_indices(total: int, count: int | None, seed: int) -> np.ndarray:
@@ -86,6 +90,16 @@ def build_scores(
     return scores
 
 
+def build_supervised(scores: Sequence[DetectorScore]) -> list[LogisticGateScore]:
+    """A :class:`LogisticGateScore` on the model's gate: the learned one (``gate-logistic``) when
+    ``scores`` has a ``gate`` score, else the MI-derived one (``mi-gate-logistic``)."""
+    by_name = {score.name: score for score in scores}
+    for name in ("gate", "mi-gate"):
+        if isinstance(by_name.get(name), GateConsistencyScore):
+            return [LogisticGateScore(by_name[name].gate, name=f"{name}-logistic")]
+    raise ValueError("no gate-consistency score to build the logistic detector from")
+
+
 def _model_name(run: Any, taken: set[str]) -> str:
     name = "csg" if run.has_gate else "std"
     return name if name not in taken else f"{name}-baseline"
@@ -102,9 +116,13 @@ def _summary(evaluations: list[DetectionEvaluation], eps_values: list[float]) ->
             row["csg_gate_auc"] = csg.metric(eps, "gate")
             row["csg_max_softmax_auc"] = csg.metric(eps, "max-softmax")
             row["csg_gate_tpr_at_fpr"] = csg.metric(eps, "gate", "tpr_at_fpr")
+            if any(r["score"] == "gate-logistic" for r in csg.rows):
+                row["csg_gate_logistic_auc"] = csg.metric(eps, "gate-logistic")
         if std is not None:
             row["std_mi_gate_auc"] = std.metric(eps, "mi-gate")
             row["std_max_softmax_auc"] = std.metric(eps, "max-softmax")
+            if any(r["score"] == "mi-gate-logistic" for r in std.rows):
+                row["std_mi_gate_logistic_auc"] = std.metric(eps, "mi-gate-logistic")
         gate = row.get("csg_gate_auc")
         if gate is not None and row.get("std_mi_gate_auc") is not None:
             row["gain_vs_std_points"] = 100.0 * (gate - row["std_mi_gate_auc"])
@@ -157,6 +175,8 @@ def detect_run(
     batch_size: int = 256,
     seed: int = 0,
     max_fpr: float = 0.05,
+    logistic: bool = False,
+    logistic_images: int = 1000,
     data_root: str | None = None,
     out: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
@@ -177,6 +197,9 @@ def detect_run(
         batch_size: images per batch.
         seed: seeds the subsets, the random start and the targets.
         max_fpr: FPR budget of the TPR column.
+        logistic: also evaluate the supervised logistic detector on gate statistics, refitted per
+            ε on successful attacks on the first ``logistic_images`` of the validation subset.
+        logistic_images: validation images attacked to fit it.
         data_root: the data set's folder, when not where the run found it.
         out: output folder (default ``<run_dir>/detect``).
 
@@ -214,10 +237,12 @@ def detect_run(
         name = _model_name(run, taken)
         taken.add(name)
         scores = build_scores(run.net, fit_x, fit_y, batch_size=batch_size)
+        supervised = build_supervised(scores) if logistic else []
         evaluation = evaluate_detection(
             run.net, scores, test_images, test_labels, eps_values, method=method,
             model_name=name, batch_size=batch_size, max_fpr=max_fpr, steps=steps,
-            targeted=targeted, loss=loss, seed=seed,
+            targeted=targeted, loss=loss, seed=seed, supervised=supervised,
+            fit_images=fit_x[:logistic_images], fit_labels=fit_y[:logistic_images],
         )
         evaluations.append(evaluation)
         gate = getattr(run.net, "gate", None)
@@ -225,7 +250,7 @@ def detect_run(
             "run_dir": str(run.run_dir),
             "has_gate": run.has_gate,
             "gate_density": float(gate.density().detach()) if gate is not None else None,
-            "scores": [score.name for score in scores],
+            "scores": [score.name for score in [*scores, *supervised]],
         }
 
     out_dir = Path(out) if out is not None else Path(run_dir) / "detect"
@@ -247,6 +272,7 @@ def detect_run(
             "num_images": int(len(test_index)),
             "fit_split": "val",
             "fit_images": int(len(fit_index)),
+            "logistic_images": int(min(logistic_images, len(fit_index))) if logistic else 0,
             "pairing": "successful attacks on correctly classified images vs the same clean images",
             "max_fpr": max_fpr,
             "seed": seed,

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-images", type=int, default=1000, help="test images to attack")
     parser.add_argument("--fit-images", type=int, default=2000,
                         help="validation images to fit the MI gate and Mahalanobis statistics on")
+    parser.add_argument("--logistic", action="store_true",
+                        help="also fit a logistic regression on gate statistics per ε on attacked "
+                             "validation images (supervised; attacks --logistic-images more images)")
+    parser.add_argument("--logistic-images", type=int, default=1000,
+                        help="validation images attacked to fit the logistic detector")
     parser.add_argument("--checkpoint", default="last", choices=["last", "best"])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -38,11 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_summary(result: dict) -> str:
     """A small plain-text table of the metrics rows (one line per model, ε and score)."""
-    lines = [f"{'model':<14}{'eps':>7}  {'score':<13}{'AUC':>7}{'TPR@5%':>9}{'n':>7}"]
+    lines = [f"{'model':<14}{'eps':>7}  {'score':<18}{'AUC':>7}{'TPR@5%':>9}{'n':>7}"]
     for row in result["rows"]:
         auc = "-" if row["auc"] is None else f"{row['auc']:.3f}"
         tpr = "-" if row["tpr_at_fpr"] is None else f"{row['tpr_at_fpr']:.3f}"
-        lines.append(f"{row['model']:<14}{row['eps']:>7g}  {row['score']:<13}{auc:>7}{tpr:>9}"
+        lines.append(f"{row['model']:<14}{row['eps']:>7g}  {row['score']:<18}{auc:>7}{tpr:>9}"
                      f"{row['n_adversarial']:>7}")
     return "\n".join(lines)
 
@@ -56,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         args.run_dir, args.baseline, method=args.attack, eps=args.eps, num_images=args.num_images,
         fit_images=args.fit_images, steps=args.steps, targeted=args.targeted, loss=args.loss,
         checkpoint=args.checkpoint, device=args.device, batch_size=args.batch_size,
-        seed=args.seed, data_root=args.data_root, out=args.out,
+        seed=args.seed, logistic=args.logistic, logistic_images=args.logistic_images,
+        data_root=args.data_root, out=args.out,
     )
     out = Path(args.out) if args.out else Path(args.run_dir) / "detect"
     print(format_summary(result))

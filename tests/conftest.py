@@ -19,8 +19,8 @@ def _seed_everything():
     yield
 
 
-TINY_DIGITS_OPTIONS = dict(
-    dataset="digits", model="smallcnn", epochs=3, batch_size=32, gate_lr=0.1, seed=0
+TINY_DIGITS_OPTIONS = dict(  # lam pinned: the tiny pair predates the scratch preset's 1e-2
+    dataset="digits", model="smallcnn", epochs=3, batch_size=32, gate_lr=0.1, lam=1e-3, seed=0
 )
 
 

@@ -42,7 +42,7 @@ def test_help_shows_every_option_with_its_default(capsys):
         if action.option_strings and action.dest != "help":
             assert action.option_strings[-1] in text
     assert text.count("(default:") >= len(_train_parser()._actions) - 2  # all but -h and --out
-    assert "(default: preset: scratch 0.01, reference 0.001)" in text  # --gate-lr
+    assert "(default: preset: scratch 0.05, reference 0.001)" in text  # --gate-lr
 
 
 def test_help_preset_values_are_the_presets():

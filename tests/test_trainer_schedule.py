@@ -71,7 +71,8 @@ def test_learning_rates_equal_multisteplr_stepped_in_own_epochs(preset, gate_dec
 
 def test_scratch_preset_matches_the_prototype_at_12_epochs():
     config = TrainConfig().resolved()
-    assert (config.epochs, config.gate_lr, config.tau, config.warmup) == (12, 1e-2, 0.1, 2)
+    assert (config.epochs, config.gate_lr, config.tau, config.warmup) == (12, 5e-2, 0.1, 2)
+    assert config.lam == 1e-2  # issue 4's sweep (experiments/README.md)
     assert EpochSchedule(config).csg_epochs == [2, 5, 8, 11]
 
 
@@ -90,7 +91,7 @@ def test_joint_schedule_runs_every_epoch_joint_with_one_optimizer():
     assert plan.kinds == ["joint"] * 5
     assert plan.optimizer_names == ["joint"]
     rates = plan.learning_rates(4)
-    assert rates["csg"] is None and rates["gate"] == pytest.approx(1e-2)
+    assert rates["csg"] is None and rates["gate"] == pytest.approx(5e-2)
     warm = EpochSchedule(TrainConfig(schedule="joint", epochs=5, warmup=2))
     assert warm.kinds == ["std", "std", "joint", "joint", "joint"]
     assert warm.optimizer_for("std") == "joint"

@@ -14,8 +14,8 @@ epochs         151 (indices 0..150)          12
 batch_size     32                            128
 lr (STD path)  1e-5                          1e-3
 csg_lr         1e-3 (``lr_reg``)             1e-3
-gate_lr        1e-3                          1e-2
-lam (λ)        1e-3                          1e-3
+gate_lr        1e-3                          5e-2 (issue 4's sweep; 1e-2 before)
+lam (λ)        1e-3                          1e-2 (issue 4's sweep; 1e-3 before)
 tau (τ)        0.2                           0.1
 warmup         10                            round(epochs / 6) (alternate), 0 (joint)
 period         3                             3
@@ -76,8 +76,10 @@ _SCRATCH: dict[str, Any] = {
     "batch_size": 128,
     "lr": 1e-3,
     "csg_lr": 1e-3,
-    "gate_lr": 1e-2,
-    "lam": 1e-3,
+    # gate_lr 5e-2 and lam 1e-2: the settings that met issue 4's bar on Fashion-MNIST (3 seeds,
+    # experiments/README.md); with 1e-2 / 1e-3 the gate stayed at density ~0.2 in short runs.
+    "gate_lr": 5e-2,
+    "lam": 1e-2,
     "tau": 0.1,
     "warmup": None,  # depends on epochs and schedule, see _scratch_warmup
     "period": 3,
@@ -172,8 +174,8 @@ class TrainConfig:
 
     Example:
         >>> config = TrainConfig(dataset="digits", model="smallcnn", epochs=6).resolved()
-        >>> config.gate_lr, config.tau, config.warmup
-        (0.01, 0.1, 1)
+        >>> config.gate_lr, config.lam, config.tau, config.warmup
+        (0.05, 0.01, 0.1, 1)
     """
 
     dataset: str = "fashion-mnist"

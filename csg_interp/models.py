@@ -156,7 +156,7 @@ def _torchvision(name: str) -> Callable[..., nn.Module]:
 
         if widths is not None:
             raise ValueError(f"{name} has fixed widths; 'widths' applies to the small models only")
-        # weights=None: no download, ever. Load local weights with csg_interp.training.load_weights.
+        # weights=None: no download, ever. Load local weights with csg_interp.training.load_pretrained.
         model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
         if in_channels != 3:
             _replace_first_conv(model, in_channels)

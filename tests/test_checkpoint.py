@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from csg_interp.training import CheckpointError, CheckpointWriteError, load_checkpoint, load_weights, save_checkpoint
+from csg_interp.training import CheckpointError, CheckpointWriteError, load_checkpoint, save_checkpoint
 from csg_interp.training import checkpoint as checkpoint_module
 from csg_interp.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -142,19 +142,3 @@ def test_rng_states_are_converted_and_restored():
     assert torch.equal(first[0], second[0])
     assert np.array_equal(first[1], second[1])
     assert first[2] == second[2] and first[3] == second[3]
-
-
-def test_load_weights_fits_a_backbone_and_skips_other_shapes_when_not_strict(tmp_path):
-    source = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 5))
-    state = {f"module.{k}": v for k, v in source.state_dict().items()}  # DataParallel prefix
-    torch.save(state, tmp_path / "w.pth")
-    target = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 5))
-    load_weights(target, tmp_path / "w.pth")
-    assert torch.equal(target[0].weight, source[0].weight)
-
-    other_head = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-    with pytest.raises(ValueError, match="do not fit this model"):
-        load_weights(other_head, tmp_path / "w.pth")
-    load_weights(other_head, tmp_path / "w.pth", strict=False)
-    assert torch.equal(other_head[0].weight, source[0].weight)
-    assert other_head[1].weight.shape == (2, 4)

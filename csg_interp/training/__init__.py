@@ -15,11 +15,11 @@ from .checkpoint import (
     CheckpointError,
     CheckpointWriteError,
     load_checkpoint,
-    load_weights,
     save_checkpoint,
 )
 from .config import PRESETS, SCHEDULES, TrainConfig
 from .losses import LossTerms, csg_objective, joint_objective, std_objective
+from .pretrained import WeightsReport, attach_gate, fit_gate_only, freeze_batchnorm, load_pretrained
 from .runs import Run, build_net, export_network, load_network, load_run, scope_parameters
 from .schedule import EpochSchedule
 from .trainer import Trainer, TrainingDivergedError, evaluate_accuracy, fit, load_bundle
@@ -31,6 +31,11 @@ __all__ = [
     "LossTerms",
     "PRESETS",
     "Run",
+    "WeightsReport",
+    "attach_gate",
+    "fit_gate_only",
+    "freeze_batchnorm",
+    "load_pretrained",
     "SCHEDULES",
     "TrainConfig",
     "Trainer",
@@ -46,7 +51,6 @@ __all__ = [
     "load_checkpoint",
     "load_network",
     "load_run",
-    "load_weights",
     "save_checkpoint",
     "scope_parameters",
     "std_objective",

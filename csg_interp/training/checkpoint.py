@@ -38,7 +38,6 @@ __all__ = [
     "check_plain_state",
     "capture_rng_state",
     "restore_rng_state",
-    "load_weights",
 ]
 
 CHECKPOINT_FORMAT = "csg_interp.checkpoint"
@@ -229,43 +228,3 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-# ----------------------------------------------------------------- weights
-def load_weights(module: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
-    """Load a local state-dict file into ``module`` (``weights_only=True``), e.g. for fine-tuning.
-
-    Accepts a bare ``state_dict`` file (torchvision's ``.pth`` checkpoints) or a csg_interp
-    training checkpoint (its ``model`` entry). A ``module.`` prefix (DataParallel) is stripped.
-
-    Args:
-        module: the model to fill.
-        path: the file.
-        strict: passed to ``load_state_dict``; when ``False``, tensors whose shape differs
-            from the model's (a classifier for another number of classes) are skipped too.
-
-    Returns:
-        ``module``.
-
-    Raises:
-        FileNotFoundError, CheckpointError: see :func:`safe_torch_load`.
-        ValueError: if the keys or shapes do not match (the mismatch is listed).
-    """
-    state = safe_torch_load(path)
-    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
-        state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} is not a state dict (a mapping of names to tensors)")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    if not strict:  # fine-tuning: skip what does not fit (e.g. a classifier for other classes)
-        own = module.state_dict()
-        skipped = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
-        state = {k: v for k, v in state.items() if k not in skipped}
-        if skipped:
-            logger.info("load_weights: skipped %d tensor(s) of another shape: %s", len(skipped),
-                        ", ".join(skipped))
-    try:
-        module.load_state_dict(state, strict=strict)
-    except RuntimeError as error:
-        raise ValueError(f"the weights in {path} do not fit this model: {error}") from error
-    return module

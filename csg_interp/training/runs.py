@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, load_weights, safe_torch_load, save_checkpoint
+from .checkpoint import load_checkpoint, safe_torch_load, save_checkpoint
 from .config import TrainConfig
 from .network import CSGNet
 

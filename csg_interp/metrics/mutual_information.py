@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from joblib import Parallel, delayed
+from sklearn.utils.parallel import Parallel, delayed  # joblib, passing sklearn config on
 from sklearn.feature_selection import mutual_info_classif
 from tqdm.auto import tqdm
 

@@ -49,7 +49,8 @@ def load_results(protocol: str) -> dict[str, list[dict]]:
         by_variant[result["variant"]].append(result)
     for results in by_variant.values():
         results.sort(key=lambda r: r["seed"])
-    return dict(by_variant)
+    # STD first, then the variants by name.
+    return {name: by_variant[name] for name in sorted(by_variant, key=lambda n: (n != "std", n))}
 
 
 def build_tables(protocol: str) -> str:

@@ -117,9 +117,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--lam", type=float, default=P("lam"), help="λ, weight of the sparsity hinge")
     opt.add_argument("--csg-weight", type=float, default=1.0,
                      help="λ1, weight of the CSG cross-entropy (joint schedule)")
-    opt.add_argument("--leak-weight", type=float, default=0.0,
-                     help="extension, not in the paper: weight of the penalty on activation in "
-                          "filters the gate closes for the class (0: off)")
     opt.add_argument("--tau", type=float, default=P("tau"), help="τ, the hinge's L1-density bound")
     opt.add_argument("--warmup", type=int, default=P("warmup"), help="STD-only epochs at the start")
     opt.add_argument("--period", type=int, default=P("period"), help="alternation period (epochs)")
@@ -164,8 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 _CONFIG_FIELDS = (
     "dataset", "data_root", "data_seed", "train_subset", "val_size", "augment", "model", "widths",
     "weights", "out", "epochs", "preset", "schedule", "device", "seed", "allow_no_csg",
-    "batch_size", "lr", "csg_lr", "gate_lr", "lam", "csg_weight", "leak_weight", "tau", "warmup",
-    "period",
+    "batch_size", "lr", "csg_lr", "gate_lr", "lam", "csg_weight", "tau", "warmup", "period",
     "csg_from", "align", "milestones", "gamma", "std_stages", "csg_stages", "gate_decay",
     "projection", "gate_init", "data_options", "freeze_bn", "amp", "channels_last", "workers",
     "gate_only",

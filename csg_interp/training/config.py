@@ -136,10 +136,6 @@ class TrainConfig:
         gate_lr: learning rate of the gate (preset).
         lam: λ, weight of the sparsity hinge (preset).
         csg_weight: λ₁, weight of the CSG-path cross-entropy in the ``joint`` schedule.
-        leak_weight: weight of the optional leak penalty (an extension, not in the paper; 0 =
-            off, the paper's method): the share of pooled activation in filters the gate closes
-            for the sample's class, added to every CSG/joint step
-            (:func:`~csg_interp.training.losses.leak_penalty`).
         tau: τ, the L1-density bound of the hinge (preset).
         warmup: STD-only epochs at the start (preset).
         period: alternation period in epochs (preset).
@@ -199,7 +195,6 @@ class TrainConfig:
     gate_lr: float | None = None
     lam: float | None = None
     csg_weight: float = 1.0
-    leak_weight: float = 0.0
     tau: float | None = None
     warmup: int | None = None
     period: int | None = None
@@ -275,7 +270,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("lam", "csg_weight", "leak_weight"):
+        for name in ("lam", "csg_weight"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")

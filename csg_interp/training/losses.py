@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .gate import sparsity_hinge
 
-__all__ = ["LossTerms", "std_objective", "csg_objective", "joint_objective", "leak_penalty"]
+__all__ = ["LossTerms", "std_objective", "csg_objective", "joint_objective"]
 
 
 @dataclass
@@ -93,25 +93,3 @@ def joint_objective(
     hinge = lam * sparsity_hinge(gate, tau)
     total = ce_std + csg_weight * ce_csg + hinge
     return LossTerms(total=total, ce_std=ce_std, ce_csg=ce_csg, hinge=hinge)
-
-
-def leak_penalty(pooled: Tensor, gate: Tensor, labels: Tensor, eps: float = 1e-6) -> Tensor:
-    """Extension (not in the paper): the share of activation in filters closed for the class.
-
-    ``mean_i Σ_k (1 − G[y_i, k]) · f_k(x_i) / (Σ_k f_k(x_i) + eps)`` on the *ungated* pooled
-    activations ``f``. The gate is detached: the term trains the backbone only. Added with weight
-    ``TrainConfig.leak_weight`` to every step that computes the CSG path; it acts on the network
-    that MIS measures, which the CSG-path loss stops shaping once the gate is sparse (the gate row
-    leaks the label). Measured against the paper's method in experiments/README.md.
-
-    Args:
-        pooled: (N, K) non-negative pooled activations of the gated layer.
-        gate: (C, K) gate.
-        labels: (N,) classes.
-
-    Example:
-        >>> leak_penalty(torch.tensor([[1.0, 3.0]]), torch.tensor([[1.0, 0.0]]), torch.tensor([0]))
-        tensor(0.7500)
-    """
-    closed = 1.0 - gate.detach()[labels]
-    return ((closed * pooled).sum(dim=1) / (pooled.sum(dim=1) + eps)).mean()

@@ -47,7 +47,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RESUME_MUTABLE_FIELDS, TrainConfig
-from .losses import LossTerms, csg_objective, joint_objective, leak_penalty, std_objective
+from .losses import LossTerms, csg_objective, joint_objective, std_objective
 from .runs import Run, build_net, load_run, net_meta, scope_parameters
 from .schedule import EpochSchedule
 
@@ -365,16 +365,7 @@ class Trainer:
                 std_logits = self.model(images)
                 terms: LossTerms = std_objective(std_logits, labels)
             else:
-                gated_map: list[Tensor] = []
-                hook = (  # the leak extension needs the ungated map of this same pass
-                    self.net.features.register_forward_hook(lambda m, i, out: gated_map.append(out))
-                    if c.leak_weight > 0 else None
-                )
-                try:
-                    std_logits, csg_logits = self.model(images, labels)
-                finally:
-                    if hook is not None:
-                        hook.remove()
+                std_logits, csg_logits = self.model(images, labels)
                 gate = self.net.gate.weight
                 if kind == "csg":
                     terms = csg_objective(csg_logits, labels, gate, c.lam, c.tau)
@@ -384,10 +375,6 @@ class Trainer:
                     terms = joint_objective(
                         std_logits, csg_logits, labels, gate, c.lam, c.tau, c.csg_weight
                     )
-                if gated_map:
-                    activations = gated_map[-1].float()
-                    pooled = activations.mean(dim=(2, 3)) if activations.dim() == 4 else activations
-                    terms.total = terms.total + c.leak_weight * leak_penalty(pooled, gate, labels)
         loss = float(terms.total.detach())
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"the {kind} loss is {loss}")
@@ -452,8 +439,8 @@ class Trainer:
                     raise TrainingDivergedError(
                         f"{error} at epoch {epoch} step {step}; training stopped. "
                         + self._last_good_message()
-                        + " Retrain into a new --out with lower learning rates"
-                        " (--lr/--csg-lr/--gate-lr); --resume keeps the run's options."
+                        + " Lower the learning rates (--lr/--csg-lr/--gate-lr) and resume or"
+                        " retrain."
                     ) from None
                 n = int(labels.shape[0])
                 for key in keys:

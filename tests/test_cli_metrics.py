@@ -53,7 +53,7 @@ def test_evaluate_reuses_matching_metrics_only(pair):
 
 
 def test_filters_table_matches_gate_and_mi(pair, capsys):
-    assert main(["filters", str(pair["csg"]), "--jobs", "1"]) == 0
+    assert main(["filters", str(pair["csg"]), "--jobs", "1", "--device", "auto"]) == 0
     assert "gate and MI agree on" in capsys.readouterr().out
     run = load_run(pair["csg"])
     matrix = np.asarray(json.loads((pair["csg"] / "metrics.json").read_text())["mi_matrix"])

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .evaluation import METRICS_SCHEMA, compare_metrics, evaluate_network, summarize
+from .features import resolve_device
 from .filter_table import FilterTable, filter_table
 
 __all__ = [
@@ -90,7 +91,7 @@ def evaluate_run(
             ``comparison`` (:func:`~csg_interp.metrics.compare_metrics`).
         max_samples: a stratified cap on the samples used for the MI figures.
         checkpoint: ``last`` (the paper's) or ``best``.
-        device: where the forward passes run.
+        device: where the forward passes run (``auto``: CUDA when available).
         data_root: the data set's folder, if it moved since training.
         n_jobs: MI workers (values do not depend on it).
         recompute: ignore a matching ``metrics.json``.
@@ -108,6 +109,7 @@ def evaluate_run(
 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    device = str(resolve_device(device))  # "auto" -> cuda when available, else cpu
     cached = None if recompute else load_metrics(run_dir, split, max_samples, checkpoint)
     if cached is not None:
         payload = cached

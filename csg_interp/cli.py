@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         command = sub.add_parser(
             name,
-            help=module.HELP,
+            help=module.HELP.replace("%", "%%"),  # argparse %-formats help strings
             description=module.__doc__,
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )

@@ -74,6 +74,11 @@ def _header() -> str:
 
 
 def _section(name: str, body: str, title: str) -> str:
+    body = body.strip()
+    if body.startswith("#"):  # a bench that writes its own heading: keep one
+        first, _, rest = body.partition("\n")
+        if first.lstrip("# ").strip() == title:
+            body = rest
     return f"<!-- bench:{name} -->\n## {title}\n\n{body.strip()}\n<!-- /bench:{name} -->\n"
 
 

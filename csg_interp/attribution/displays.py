@@ -117,6 +117,27 @@ def _new_axes(ax: "Axes | None", figsize: tuple[float, float]) -> "Axes":
     return ax
 
 
+def _stacked_axes(
+    axes: Any, count: int, num_filters: int, panel_height: float, what: str
+) -> tuple[list["Axes"], bool]:
+    """``count`` axes stacked vertically: the caller's (checked) or a new figure's.
+
+    Returns the axes as a list and whether the figure was created here. No layout engine is set
+    while drawing: seaborn draws the whole figure once per heatmap (to check tick-label
+    overlap), and constrained layout would redo it every time.
+    """
+    import matplotlib.pyplot as plt
+
+    created = axes is None
+    if created:
+        width = max(5.0, min(16.0, 0.18 * num_filters + 2))
+        _, axes = plt.subplots(count, 1, figsize=(width, count * panel_height))
+    axes = list(np.ravel(axes))
+    if len(axes) != count:
+        raise ValueError(f"{what} needs {count} axes, got {len(axes)}")
+    return axes, created
+
+
 def _draw_heatmap(
     ax: "Axes",
     matrix: np.ndarray,
@@ -490,21 +511,10 @@ class GateWeightPanelsDisplay:
         Returns:
             The Display, with ``axes_``, ``figure_`` and ``meshes_`` (one QuadMesh per panel).
         """
-        import matplotlib.pyplot as plt
-
-        if axes is None:
-            num_filters = max(panel.shape[1] for panel in self.panels.values())
-            width = max(5.0, min(16.0, 0.18 * num_filters + 2))
-            height = 4 * max(1.6, 0.3 * len(self.class_names) + 0.8)
-            # No layout engine while drawing: seaborn draws the whole figure once per heatmap
-            # (to check tick-label overlap), and constrained layout would redo it every time.
-            _, axes = plt.subplots(4, 1, figsize=(width, height))
-            created = True
-        else:
-            created = False
-        axes = list(np.ravel(axes))
-        if len(axes) != 4:
-            raise ValueError(f"the four-panel figure needs 4 axes, got {len(axes)}")
+        axes, created = _stacked_axes(
+            axes, 4, max(panel.shape[1] for panel in self.panels.values()),
+            max(1.6, 0.3 * len(self.class_names) + 0.8), "the four-panel figure",
+        )  # fmt: skip
         self.meshes_ = []
         for ax, (name, panel) in zip(axes, self.panels.items()):
             order = self.std_order if name == "std_weight" else self.csg_order
@@ -631,19 +641,10 @@ class MIComparisonDisplay:
         Returns:
             The Display, with ``axes_``, ``figure_`` and ``meshes_``.
         """
-        import matplotlib.pyplot as plt
-
-        if axes is None:
-            num_filters = max(m.shape[1] for m in self.matrices.values())
-            width = max(5.0, min(16.0, 0.18 * num_filters + 2))
-            height = 2 * max(2.0, 0.35 * len(self.class_names) + 1)
-            _, axes = plt.subplots(2, 1, figsize=(width, height))
-            created = True
-        else:
-            created = False
-        axes = list(np.ravel(axes))
-        if len(axes) != 2:
-            raise ValueError(f"the MI comparison needs 2 axes, got {len(axes)}")
+        axes, created = _stacked_axes(
+            axes, 2, max(m.shape[1] for m in self.matrices.values()),
+            max(2.0, 0.35 * len(self.class_names) + 1), "the MI comparison",
+        )  # fmt: skip
         self.meshes_ = []
         for ax, (name, matrix) in zip(axes, self.matrices.items()):
             mesh = _draw_heatmap(

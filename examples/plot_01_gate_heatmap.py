@@ -15,7 +15,6 @@ All gallery examples share one cached STD/CSG pair: the first one trains it, the
 # -----------------------------
 # ``gate_lr=0.1`` (the ``scratch`` preset uses 0.01) so that 8 epochs -- 3 of them CSG epochs --
 # are enough for the gate to become sparse.
-import json
 import os
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ import torch
 
 from csg_interp.attribution import GateHeatmapDisplay
 from csg_interp.report import plot_training_curves
-from csg_interp.training import TrainConfig, fit, load_run
+from csg_interp.training import TrainConfig, fit
 
 torch.set_num_threads(1)
 CACHE = Path(os.environ.get("CSG_INTERP_GALLERY_CACHE",
@@ -36,13 +35,13 @@ CACHE = Path(os.environ.get("CSG_INTERP_GALLERY_CACHE",
 def tiny_run(gate: bool = True):
     """The gallery's digits run (CSG or its STD twin): trained once, then loaded."""
     out = CACHE / ("csg" if gate else "std")
-    manifest = out / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text()).get("status") == "finished":
-        return load_run(out)
-    shutil.rmtree(out, ignore_errors=True)
     config = TrainConfig(dataset="digits", model="smallcnn", epochs=8, batch_size=32,
                          gate_lr=0.1, seed=0, gate=gate, out=str(out))
-    return fit(config, progress=False)
+    try:  # a finished run of this config loads at once, a partial one resumes
+        return fit(config, resume=True, progress=False)
+    except ValueError:  # the cache holds a run of another config: train afresh
+        shutil.rmtree(out, ignore_errors=True)
+        return fit(config, progress=False)
 
 
 csg = tiny_run(gate=True)

@@ -13,7 +13,6 @@ and only then applied to the test scenes.
 """
 
 # %%
-import json
 import os
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ import torch
 from csg_interp.attribution import AttributionOverlayDisplay, CSGAttribution
 from csg_interp.attribution.boxes import boxes_from_maps, paired_box_iou, upsample_maps
 from csg_interp.data import load_dataset
-from csg_interp.training import TrainConfig, fit, load_run
+from csg_interp.training import TrainConfig, fit
 
 torch.set_num_threads(1)
 CACHE = Path(os.environ.get("CSG_INTERP_GALLERY_CACHE",
@@ -38,13 +37,13 @@ scenes = load_dataset("scenes", source="digits", canvas=24, train_size=None, val
 def scenes_run():
     """The gallery's CSG model on digit scenes (shared with the filters example)."""
     out = CACHE / "scenes-csg"
-    manifest = out / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text()).get("status") == "finished":
-        return load_run(out)
-    shutil.rmtree(out, ignore_errors=True)
     config = TrainConfig(dataset="scenes", model="smallcnn", epochs=10, batch_size=32,
                          gate_lr=0.1, seed=0, out=str(out))
-    return fit(config, bundle=scenes, progress=False)
+    try:  # a finished run of this config loads at once, a partial one resumes
+        return fit(config, bundle=scenes, resume=True, progress=False)
+    except ValueError:  # the cache holds a run of another config: train afresh
+        shutil.rmtree(out, ignore_errors=True)
+        return fit(config, bundle=scenes, progress=False)
 
 
 run = scenes_run()

@@ -15,7 +15,6 @@ benchmark (see the detection guide for the measured results).
 """
 
 # %%
-import json
 import os
 import shutil
 import tempfile
@@ -34,7 +33,7 @@ from csg_interp.applications.detection import (
 )
 from csg_interp.applications.plots import plot_roc_curves
 from csg_interp.metrics import extract_features, mutual_information_matrix
-from csg_interp.training import TrainConfig, fit, load_run
+from csg_interp.training import TrainConfig, fit
 
 torch.set_num_threads(1)
 CACHE = Path(os.environ.get("CSG_INTERP_GALLERY_CACHE",
@@ -44,13 +43,13 @@ CACHE = Path(os.environ.get("CSG_INTERP_GALLERY_CACHE",
 def tiny_run(gate: bool = True):
     """The gallery's digits run (CSG or its STD twin): trained once, then loaded."""
     out = CACHE / ("csg" if gate else "std")
-    manifest = out / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text()).get("status") == "finished":
-        return load_run(out)
-    shutil.rmtree(out, ignore_errors=True)
     config = TrainConfig(dataset="digits", model="smallcnn", epochs=8, batch_size=32,
                          gate_lr=0.1, seed=0, gate=gate, out=str(out))
-    return fit(config, progress=False)
+    try:  # a finished run of this config loads at once, a partial one resumes
+        return fit(config, resume=True, progress=False)
+    except ValueError:  # the cache holds a run of another config: train afresh
+        shutil.rmtree(out, ignore_errors=True)
+        return fit(config, progress=False)
 
 
 csg, std = tiny_run(gate=True), tiny_run(gate=False)

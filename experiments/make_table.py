@@ -25,14 +25,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from csg_interp.metrics.evaluation import compare_metrics, summarize  # noqa: E402
 from csg_interp.metrics.runs import DEFAULT_TARGETS  # noqa: E402
-
-
-def _fmt(value: object, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+from csg_interp.commands.evaluate import format_value as _fmt  # noqa: E402
 
 
 def _mean_std(summary: dict, key: str, digits: int = 4) -> str:

@@ -1,6 +1,7 @@
 """Attributions, localization and plots built on the gate and the class-specific feature maps."""
 
 from .csg_attribution import MODES, CSGAttribution, expand_to_input, to_visualization
+from .atlas import FilterAtlas, filter_atlas
 from .explain import (
     FilterExplanation,
     ImageExplanation,
@@ -70,6 +71,8 @@ __all__ = [
     "CSGAttribution",
     "expand_to_input",
     "to_visualization",
+    "FilterAtlas",
+    "filter_atlas",
     "FilterExplanation",
     "ImageExplanation",
     "explain_images",

@@ -235,6 +235,72 @@ class CSGAttribution(LayerAttribution):
         )  # fmt: skip
         return (maps,) if isinstance(inputs, tuple) else maps
 
+    # ------------------------------------------------------------------ every class at once
+    @log_usage()
+    def attribute_all_classes(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        additional_forward_args: Any = None,
+        relu_attributions: bool = False,
+    ) -> Tensor | tuple[Tensor]:
+        r"""The maps of **every** class from one forward pass, (N, C, h, w).
+
+        Channel ``c`` of the result is what ``attribute(inputs, target=c)`` returns for every
+        example (its single channel), up to float rounding: the per-class sums over filters are
+        done as one matrix product ``Σ_k coef[n, c, k]·A[n, k]`` instead of C separate sums.
+        No mode needs a backward pass, so the cost is one forward plus that product -- where a
+        gradient method (``LayerGradCam``) needs one backward per class. This is the method to
+        use for multi-label questions ("where is each class?") and for per-class displays.
+
+        Args:
+            inputs: the images (N, C_in, H, W) in [0, 1], or a tuple whose first element is the
+                image batch (as :meth:`attribute`).
+            additional_forward_args: extra arguments of ``forward_func`` after the inputs.
+            relu_attributions: clamp the maps at 0.
+
+        Returns:
+            Tensor (N, C, h, w), channel c = class c; a 1-tuple holding it when ``inputs`` is a
+            tuple (Captum's "output mirrors input" rule, as :meth:`attribute`).
+
+        Raises:
+            ValueError: as :meth:`attribute` for inputs, layer and gate shapes.
+
+        Example:
+            >>> from csg_interp.models import build_backbone
+            >>> net = CSGNet.from_backbone(build_backbone("resnet8", 10, 1), num_classes=10)
+            >>> csg = CSGAttribution.from_net(net.eval())
+            >>> x = torch.rand(2, 1, 28, 28)
+            >>> maps = csg.attribute_all_classes(x)
+            >>> maps.shape
+            torch.Size([2, 10, 7, 7])
+            >>> torch.allclose(maps[:, 3:4], csg.attribute(x, target=3), atol=1e-6)
+            True
+        """
+        activations, _ = self.layer_output_and_logits(inputs, additional_forward_args)
+        maps = torch.einsum(
+            "nck,nkhw->nchw", self.all_class_filter_weights(activations), activations
+        )
+        if relu_attributions:
+            maps = F.relu(maps)
+        return (maps,) if isinstance(inputs, tuple) else maps
+
+    def all_class_filter_weights(self, activations: Tensor) -> Tensor:
+        """The filter coefficients (N, C, K) of every class; row c is :meth:`filter_weights`'s
+        result for ``classes = c`` (``"top_filters"``: the same ranking, ties to the lower
+        filter index)."""
+        gate = self.gate.to(activations.device, activations.dtype)
+        coefficients = gate[None].expand(activations.shape[0], -1, -1)
+        if self.mode == "cam":
+            assert self.weight is not None  # set in __init__ for mode "cam"
+            weight = self.weight.detach().to(activations.device, activations.dtype)
+            return coefficients * weight[None]
+        if self.mode == "top_filters":
+            scores = coefficients * activations.detach().mean(dim=(2, 3))[:, None, :]
+            order = torch.argsort(scores, dim=2, descending=True, stable=True)
+            keep = torch.zeros_like(scores).scatter_(2, order[:, :, : self.top_n], 1.0)
+            return coefficients * keep
+        return coefficients
+
     # ------------------------------------------------------------------ building blocks
     def layer_output_and_logits(
         self, inputs: Tensor | tuple[Tensor, ...], additional_forward_args: Any = None

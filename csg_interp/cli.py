@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "explain",
     "localize",
     "detect",
+    "atlas",
     "report",
     "export",
     "demo",
@@ -41,6 +43,7 @@ def _load(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``csg-interp`` parser; ``parser.verb_parsers`` maps each command to its sub-parser."""
     parser = argparse.ArgumentParser(
         prog="csg-interp",
         description="Class-specific gates for CNNs: train, measure, explain, localize, detect.",
@@ -48,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"csg_interp {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    verbs: dict[str, argparse.ArgumentParser] = {}
     for name in COMMANDS:
         module = _load(name)
         if module is None:
@@ -59,27 +63,151 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         module.add_arguments(command)
+        _add_shared_arguments(command)
         command.set_defaults(_run=module.run)
+        verbs[name] = command
+    parser.verb_parsers = verbs  # type: ignore[attr-defined]
     return parser
 
 
+def _add_shared_arguments(command: argparse.ArgumentParser) -> None:
+    """``-v/--verbose`` (also accepted after the command) and ``--no-progress`` on every verb."""
+    options = command._option_string_actions
+    if "--verbose" not in options:
+        command.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+            help="log debug messages and show the traceback of an error",
+        )  # fmt: skip
+    if "--no-progress" not in options:
+        command.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _explicit_dests(verb: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The destinations the command line set explicitly (not left at their defaults)."""
+    saved = [(action, action.default, action.required) for action in verb._actions]
+    try:
+        for action in verb._actions:
+            action.default = argparse.SUPPRESS
+            action.required = False
+        namespace, _ = verb.parse_known_args(list(argv), argparse.Namespace())
+    finally:
+        for action, default, required in saved:
+            action.default, action.required = default, required
+    return {name for name in vars(namespace) if not name.startswith("_")}  # not set_defaults
+
+
+def _flag_of(verb: argparse.ArgumentParser | None, dest: str) -> str | None:
+    if verb is None:
+        return None
+    for action in verb._actions:
+        if action.dest == dest:
+            if not action.option_strings:
+                return str(action.metavar or dest.upper())
+            return max(action.option_strings, key=len)
+    return None
+
+
+_PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)(?:=([^`]*))?`")
+
+
+def translate(message: str, verb: argparse.ArgumentParser | None) -> str:
+    """Rewrite the backquoted Python names of a library message into the verb's flags.
+
+    ```eps``` → ``--eps``; ```eps=0.03``` → ``--eps 0.03``; a loader option ```download=True```
+    → ``--data-option download=true`` where the verb has ``--data-option``; names the verb has
+    no flag for keep their Python spelling (without the backquotes).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        flag = _flag_of(verb, name)
+        if flag is not None:
+            if value is None:
+                return flag
+            if flag.startswith("-") and value in ("True", "true"):
+                return flag
+            return f"{flag} {value}" if flag.startswith("-") else value
+        option = _flag_of(verb, "data_options")
+        if value is not None and option is not None and option.startswith("-"):
+            json_value = {"True": "true", "False": "false", "None": "null"}.get(value, value)
+            return f"{option} {name}={json_value}"
+        return name if value is None else f"{name}={value}"
+
+    return _PARAMETER.sub(replace, message)
+
+
+def _unrecognized(verb: argparse.ArgumentParser, extras: list[str]) -> str:
+    import difflib
+
+    known = list(verb._option_string_actions)
+    hints = []
+    for extra in extras:
+        flag = extra.split("=", 1)[0]
+        if flag.startswith("-"):
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{flag}: did you mean {close[0]}?")
+    text = f"unrecognized arguments: {' '.join(extras)}"
+    return text + (f" ({'; '.join(hints)})" if hints else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``csg-interp`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    Exit status: 0 success; 2 a usage error (argparse's, or a parameter the library rejects);
+    1 a run that failed (missing files, a damaged run, a diverged training); 130/143 training
+    stopped by SIGINT/SIGTERM (the last completed epoch is kept). Errors print one line
+    ``csg-interp <command>: error: ...`` on stderr; ``-v`` shows the traceback instead.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extras = parser.parse_known_args(argv)
+    verb = parser.verb_parsers.get(args.command) if args.command else None  # type: ignore[attr-defined]
+    if extras:
+        (verb or parser).error(_unrecognized(verb or parser, extras))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    index = argv.index(args.command)
+    args._explicit = _explicit_dests(verb, argv[index + 1 :])
+    from . import progress
+
+    progress.set_progress(not getattr(args, "no_progress", False))
+    prefix = f"csg-interp {args.command}: error:"
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        # Expected failures (bad input, missing data/checkpoint): one clear line, no traceback.
+    except KeyboardInterrupt as error:  # TrainingInterrupted carries the resume hint
         if args.verbose:
             raise
-        print(f"csg-interp {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        from .errors import TrainingInterrupted
+
+        if isinstance(error, TrainingInterrupted):
+            hint = getattr(error, "resume_command", None)
+            resume = f"; resume with: {hint}" if hint else ""
+            print(f"csg-interp {args.command}: {error}{resume}", file=sys.stderr)
+            return error.exit_code
+        print(f"csg-interp {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.verbose:
+            raise
+        from .errors import one_line
+
+        code = getattr(error, "exit_code", 1)
+        message = one_line(translate(str(error), verb))
+        expected = (ValueError, FileNotFoundError, RuntimeError, OSError)
+        if not isinstance(error, expected):  # a defect: say what, point at -v
+            message = (
+                f"unexpected {type(error).__name__}: {message} (rerun with -v for the traceback "
+                "and report it)"
+            )
+        elif not message:
+            message = type(error).__name__
+        print(f"{prefix} {message}", file=sys.stderr)
+        return code if isinstance(code, int) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -113,7 +113,7 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path, digits):
 def test_an_existing_run_is_never_overwritten_and_resume_needs_the_same_config(tmp_path, digits):
     options = dict(RESUME_OPTIONS, epochs=2)
     fit(TrainConfig(**options, out=str(tmp_path / "r")), bundle=digits, progress=False)
-    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+    with pytest.raises(ValueError, match="already holds a run; pass `resume=True`"):
         fit(TrainConfig(**options, out=str(tmp_path / "r")), bundle=digits, progress=False)
     with pytest.raises(ValueError, match=r"cannot resume .* different configuration \(gate_lr: 0.05 → 0.2"):
         fit(TrainConfig(**dict(options, gate_lr=0.2), out=str(tmp_path / "r")), bundle=digits,

@@ -101,7 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--no-gate", action="store_true", help="train the STD twin (no gate)")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     run.add_argument("--seed", type=int, default=0, help="seed (runs are deterministic on CPU)")
-    run.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out exactly, with its own config.json (only "
+                     "--device, --data-root, --workers, --allow-no-csg, --threads may be given "
+                     "beside it)")
     run.add_argument(
         "--allow-no-csg", action="store_true", help="accept a gated run whose schedule has no CSG epoch"
     )
@@ -179,14 +182,37 @@ def config_from_args(args: argparse.Namespace):
     return TrainConfig(**values, gate=not args.no_gate)
 
 
+#: Options that do not describe the run, accepted beside --resume.
+_RUN_ONLY = frozenset({"out", "resume", "threads", "no_progress", "verbose"})
+
+
+def _resume_config(args: argparse.Namespace):
+    """--resume on a run with config.json: its own config, only the mutable fields changed."""
+    from pathlib import Path
+
+    from csg_interp.training.resume import resume_config
+
+    if not (Path(args.out) / "config.json").is_file():
+        return None  # nothing recorded yet: the options on the command line define the run
+    explicit = getattr(args, "_explicit", set()) - _RUN_ONLY
+    changes = {name: getattr(args, name) for name in sorted(explicit)}
+    if changes.get("data_options") is not None:
+        changes["data_options"] = dict(changes["data_options"])
+    return resume_config(args.out, **changes)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from csg_interp.training import fit
 
+    from csg_interp.errors import check_threads
+
     if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    config = config_from_args(args).resolved()
+        torch.set_num_threads(check_threads(args.threads))
+    config = _resume_config(args) if args.resume else None
+    if config is None:
+        config = config_from_args(args).resolved()
     from csg_interp.training.distributed import fit_distributed, is_torchrun
 
     if is_torchrun():  # torchrun with N > 1 processes: DDP; rank 0 writes the run and prints

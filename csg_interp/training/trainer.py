@@ -36,6 +36,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DistributedSampler
 
+from csg_interp.errors import OutputExistsError, TrainingInterrupted
+
 from .acceleration import BatchLoader, MixedPrecision, to_channels_last
 from .augment import augment_batch
 from .checkpoint import (
@@ -47,6 +49,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RESUME_MUTABLE_FIELDS, TrainConfig
+from .interrupt import InterruptGuard
 from .losses import LossTerms, csg_objective, joint_objective, std_objective
 from .runs import Run, build_net, load_run, net_meta, scope_parameters
 from .schedule import EpochSchedule
@@ -488,10 +491,14 @@ class Trainer:
     # ------------------------------------------------------------ run files
     def _prepare(self, resume: bool) -> None:
         config_path, last = self.run_dir / "config.json", self.run_dir / "last.pt"
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise OutputExistsError(
+                f"`out` {self.run_dir} is a file, not a run directory; choose another `out`"
+            )
         if not resume and (config_path.exists() or last.exists()):
-            raise ValueError(
-                f"{self.run_dir} already holds a run; pass --resume (resume=True) to continue it, "
-                "or choose another --out"
+            raise OutputExistsError(
+                f"{self.run_dir} already holds a run; pass `resume=True` to continue it, "
+                "or choose another `out`"
             )
         if resume and config_path.exists():
             saved = TrainConfig.load(config_path)
@@ -584,8 +591,37 @@ class Trainer:
             TrainingDivergedError: the loss became NaN/inf (``last.pt`` of the last good epoch
                 is kept).
             ValueError: the run directory holds another run, or the config changed on resume.
+            TrainingInterrupted: SIGINT/SIGTERM arrived; the last completed epoch is saved,
+                ``manifest.json`` says ``interrupted`` with its ``epochs_done``, and the
+                exception's ``resume_command`` continues the run exactly.
         """
         self._prepare(resume)
+        guard = InterruptGuard()  # SIGINT/SIGTERM: keep the last completed epoch, then stop
+        try:
+            with guard:
+                self._fit_epochs(guard)
+        except TrainingInterrupted as stop:
+            guard.stop_listening()
+            if self.is_writer:
+                self._write_manifest(status="interrupted")
+            interrupted = TrainingInterrupted(stop.signum, self.run_dir, self.epochs_done)
+            interrupted.resume_command = self.resume_command()
+            raise interrupted from None
+        self.barrier()
+        return load_run(self.run_dir, "last")
+
+    def resume_command(self) -> str:
+        """The command line that continues this run exactly (``--resume`` reads its config)."""
+        import shlex
+
+        command = f"csg-interp train --out {shlex.quote(str(self.run_dir))} --resume"
+        if self.world_size > 1:
+            command = (f"torchrun --nproc_per_node={self.world_size} -m csg_interp train "
+                       f"--out {shlex.quote(str(self.run_dir))} --resume")  # fmt: skip
+        return command
+
+    def _fit_epochs(self, guard: InterruptGuard) -> None:
+        """The epoch loop of :meth:`fit`; each epoch's bookkeeping is shielded from signals."""
         for epoch in range(self.epochs_done, self.config.epochs):
             try:
                 row = self.train_epoch(epoch)
@@ -601,14 +637,16 @@ class Trainer:
                     float(self.net.gate.density().detach()) if self.net.gate is not None else None
                 ),
             )
-            improved = self.best["val_acc"] is None or val["acc"] > self.best["val_acc"]
-            if improved:
-                self.best = {"epoch": epoch, "val_acc": val["acc"]}
-            self.history.append(row)
-            self.epochs_done = epoch + 1
-            if self.is_writer:
-                self._append_metrics(row)
-                self._save_epoch(improved)
+            with guard.deferred():  # the epoch is recorded whole or not at all
+                improved = self.best["val_acc"] is None or val["acc"] > self.best["val_acc"]
+                if improved:
+                    self.best = {"epoch": epoch, "val_acc": val["acc"]}
+                self.history.append(row)
+                self.epochs_done = epoch + 1
+                if self.is_writer:
+                    self._append_metrics(row)
+                    self._save_epoch(improved)
+                    self._write_manifest(status="running")  # epochs_done as saved
             logger.info(
                 "epoch %d/%d %s: loss %.4f, val acc %.4f%s", epoch + 1, self.config.epochs,
                 row["kind"], row["loss"], val["acc"],
@@ -626,9 +664,8 @@ class Trainer:
                 "epochs_done": self.epochs_done,
                 "checkpoint": "last",
             }
-            self._write_manifest(status="finished", result=result)
-        self.barrier()
-        return load_run(self.run_dir, "last")
+            with guard.deferred():
+                self._write_manifest(status="finished", result=result)
 
 
 def fit(

@@ -30,9 +30,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from csg_interp._utils import eval_mode
 from csg_interp.training.gate import check_labels
 from csg_interp.training.network import check_images
 
@@ -164,16 +163,6 @@ class AttackResult:
         return float(self.success.sum()) / correct if correct else 0.0
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def _model_device(model: nn.Module) -> torch.device:
     for tensor in list(model.parameters()) + list(model.buffers()):
         return tensor.device
@@ -267,7 +256,7 @@ def attack(
 
     device = _model_device(model)
     generator = torch.Generator().manual_seed(seed)
-    with _eval_mode(model):
+    with eval_mode(model):
         with torch.no_grad():
             num_classes = int(model(images[:1].to(device)).shape[1])
         labels = check_labels(labels, num_classes, images.shape[0]).cpu()

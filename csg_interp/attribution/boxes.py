@@ -36,6 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_iou, masks_to_boxes
 
+from .._utils import min_max
+
 __all__ = [
     "THRESHOLD_MODES",
     "DEFAULT_THRESHOLDS",
@@ -184,8 +186,7 @@ def threshold_maps(
         valid &= high > 0
         masks = maps >= (threshold * high)[:, None, None]
     elif mode == "minmax":
-        span = torch.where(valid, high - low, torch.ones_like(high))
-        masks = (maps - low[:, None, None]) / span[:, None, None] >= threshold
+        masks = min_max(maps, start_dim=1) >= threshold
     elif mode == "percentile":
         count = flat.shape[1]
         k = min(count, max(1, math.ceil((1.0 - threshold / 100.0) * count - 1e-9)))
@@ -193,8 +194,7 @@ def threshold_maps(
         masks = maps >= cutoff[:, None, None]
     else:  # otsu
         masks = torch.zeros_like(maps, dtype=torch.bool)
-        span = torch.where(valid, high - low, torch.ones_like(high))
-        scaled = ((maps - low[:, None, None]) / span[:, None, None] * 255.0).round()
+        scaled = (min_max(maps, start_dim=1) * 255.0).round()
         scaled_np = scaled.to(torch.uint8).cpu().numpy()
         for index in torch.nonzero(valid).flatten().tolist():
             _, binary = cv2.threshold(scaled_np[index], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._utils import eval_mode, min_max
 from ..training.gate import gate_assignment
 from ..training.network import CSGNet, check_images
 
@@ -390,14 +391,6 @@ class MIHeatmapDisplay(_ClassFilterHeatmap):
 
 
 # ---------------------------------------------------------------- composites
-def _min_max(matrix: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1]; a constant matrix becomes all zeros."""
-    low, high = matrix.min(), matrix.max()
-    if high - low <= 0:
-        return np.zeros_like(matrix)
-    return (matrix - low) / (high - low)
-
-
 class GateWeightPanelsDisplay:
     """The paper's four-panel figure: G, W (CSG model), W (STD model) and G⊙W, stacked.
 
@@ -452,10 +445,10 @@ class GateWeightPanelsDisplay:
         self.std_order = class_sorted_order(std_weight) if sort else np.arange(std_weight.shape[1])
         self.sorted = sort
         self.panels = {
-            "gate": _min_max(gate)[:, self.csg_order],
-            "csg_weight": _min_max(csg_weight)[:, self.csg_order],
-            "std_weight": _min_max(std_weight)[:, self.std_order],
-            "gated_weight": _min_max(gate * csg_weight)[:, self.csg_order],
+            "gate": min_max(gate)[:, self.csg_order],
+            "csg_weight": min_max(csg_weight)[:, self.csg_order],
+            "std_weight": min_max(std_weight)[:, self.std_order],
+            "gated_weight": min_max(gate * csg_weight)[:, self.csg_order],
         }
 
     @property
@@ -926,11 +919,8 @@ class ClassFiltersDisplay:
             )
         batch = image[None].float()
         check_images(batch, net.in_channels)
-        was_training = net.training
-        net.eval()
-        with torch.no_grad():
-            activations = net.features(batch.to(next(net.parameters()).device))[0].cpu()
-        net.train(was_training)
+        with eval_mode(net) as device, torch.no_grad():
+            activations = net.features(batch.to(device))[0].cpu()
         names = _class_names(class_names, net.num_classes) if class_names is not None else None
         display = cls(
             image,

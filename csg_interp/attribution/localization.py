@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._utils import eval_mode, min_max
 from ..training.gate import check_labels
 from .boxes import (
     as_map_batch,
@@ -448,8 +449,7 @@ def _sweep_ious(
     flat = maps.flatten(1)
     low, high = flat.min(dim=1).values, flat.max(dim=1).values
     valid = (high > low).numpy()
-    span = torch.where(high > low, high - low, torch.ones_like(high))
-    normalised = ((maps - low[:, None, None]) / span[:, None, None]).numpy()
+    normalised = min_max(maps, start_dim=1).numpy()
     gt = gt_boxes.numpy().astype(np.float64)
     gt_area = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
     largest = np.zeros((len(thresholds), maps.shape[0]))
@@ -631,8 +631,8 @@ def localization_maps(
     returns its maps already resized (OpenCV bilinear) and min-max scaled per image.
 
     Args:
-        net: a :class:`~csg_interp.training.CSGNet` in eval mode (``gated_layer`` is the layer
-            every method explains).
+        net: a :class:`~csg_interp.training.CSGNet` (``gated_layer`` is the layer every method
+            explains); it runs in eval mode and its mode and device are restored afterwards.
         images: float (N, C, H, W) in [0, 1].
         targets: long (N,) classes to explain (the ground truth for GT-known Loc).
         method: one of :data:`LOCALIZATION_METHODS`.
@@ -653,43 +653,44 @@ def localization_maps(
     if method not in LOCALIZATION_METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(LOCALIZATION_METHODS)}")
     targets = check_labels(targets, net.num_classes, images.shape[0])
-    net = net.to(device).eval()
-    size = tuple(images.shape[-2:])
-    if method == "csg":
-        if net.gate is None:
-            raise ValueError(
-                "method 'csg' explains through the learned gate and needs a CSG model; use 'cam' "
-                "for an STD model (or CSGAttribution with gate=gate_from_mi(...))"
-            )
-        explainer: object = CSGAttribution.from_net(net)
-    elif method == "cam":
-        ones = torch.ones(net.num_classes, net.num_filters, device=device)
-        explainer = CSGAttribution(net, net.gated_layer, ones, mode="cam")
-    elif method == "gradcam":
-        explainer = LayerGradCam(net, net.gated_layer)
-    else:
-        try:
-            from pytorch_grad_cam import GradCAMPlusPlus
-            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-        except ImportError as error:  # pragma: no cover - the bench extra is installed in CI
-            raise ValueError(
-                "method 'gradcam++' needs pytorch-grad-cam: pip install 'csg_interp[bench]'"
-            ) from error
-        explainer = GradCAMPlusPlus(model=net, target_layers=[net.gated_layer])
-    out = torch.zeros(images.shape[0], *size)
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size].to(device)
-        y = targets[start : start + batch_size].to(device)
-        if method == "gradcam++":
-            cams = explainer(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in y])
-            maps = torch.from_numpy(np.asarray(cams, dtype=np.float32))
+    if method == "csg" and net.gate is None:
+        raise ValueError(
+            "method 'csg' explains through the learned gate and needs a CSG model; use 'cam' "
+            "for an STD model (or CSGAttribution with gate=gate_from_mi(...))"
+        )
+    with eval_mode(net, device) as device:
+        size = tuple(images.shape[-2:])
+        if method == "csg":
+            explainer: object = CSGAttribution.from_net(net)
+        elif method == "cam":
+            ones = torch.ones(net.num_classes, net.num_filters, device=device)
+            explainer = CSGAttribution(net, net.gated_layer, ones, mode="cam")
         elif method == "gradcam":
-            maps = explainer.attribute(x, target=y, relu_attributions=True).detach()
+            explainer = LayerGradCam(net, net.gated_layer)
         else:
-            with torch.no_grad():
-                maps = explainer.attribute(x, target=y)
-        out[start : start + batch_size] = upsample_maps(maps.cpu(), size)
-    return out
+            try:
+                from pytorch_grad_cam import GradCAMPlusPlus
+                from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+            except ImportError as error:  # pragma: no cover - the bench extra is installed in CI
+                raise ValueError(
+                    "method 'gradcam++' needs pytorch-grad-cam: pip install 'csg_interp[bench]'"
+                ) from error
+            explainer = GradCAMPlusPlus(model=net, target_layers=[net.gated_layer])
+        out = torch.zeros(images.shape[0], *size)
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size].to(device)
+            y = targets[start : start + batch_size].to(device)
+            if method == "gradcam++":
+                wanted = [ClassifierOutputTarget(int(c)) for c in y]
+                cams = explainer(input_tensor=x, targets=wanted)
+                maps = torch.from_numpy(np.asarray(cams, dtype=np.float32))
+            elif method == "gradcam":
+                maps = explainer.attribute(x, target=y, relu_attributions=True).detach()
+            else:
+                with torch.no_grad():
+                    maps = explainer.attribute(x, target=y)
+            out[start : start + batch_size] = upsample_maps(maps.cpu(), size)
+        return out
 
 
 @torch.no_grad()
@@ -700,11 +701,11 @@ def predict(
     device: str | torch.device = "cpu",
 ) -> Tensor:
     """Predicted classes (argmax of the STD logits ``net(x)``), long (N,) on the CPU."""
-    net = net.to(device).eval()
-    chunks = [
-        net(images[start : start + batch_size].to(device)).argmax(dim=1).cpu()
-        for start in range(0, images.shape[0], batch_size)
-    ]
+    with eval_mode(net, device) as device:
+        chunks = [
+            net(images[start : start + batch_size].to(device)).argmax(dim=1).cpu()
+            for start in range(0, images.shape[0], batch_size)
+        ]
     return torch.cat(chunks)
 
 
@@ -776,13 +777,13 @@ def gated_activations(
     net: torch.nn.Module, images: Tensor, batch_size: int = 256, device: str | torch.device = "cpu"
 ) -> Tensor:
     """The gated layer's output A (N, K, h, w) on the CPU (the gate itself is not applied)."""
-    net = net.to(device).eval()
-    return torch.cat(
-        [
-            net.forward_features(images[start : start + batch_size].to(device)).cpu()
-            for start in range(0, images.shape[0], batch_size)
-        ]
-    )
+    with eval_mode(net, device) as device:
+        return torch.cat(
+            [
+                net.forward_features(images[start : start + batch_size].to(device)).cpu()
+                for start in range(0, images.shape[0], batch_size)
+            ]
+        )
 
 
 def evaluate_filters(

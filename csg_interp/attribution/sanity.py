@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._utils import eval_mode
 from ..training.gate import ClassSpecificGate
 from ..training.network import CSGNet, check_images
 
@@ -243,9 +244,7 @@ def sanity_check(
     methods = dict(methods) if methods is not None else default_methods(gate, mode)
     if not methods:
         raise ValueError("methods is empty; pass at least one name → factory(model)")
-    was_training = net.training
-    net.eval()
-    try:
+    with eval_mode(net):
         with torch.no_grad():
             logits = net(images)
         if target is None:
@@ -279,8 +278,6 @@ def sanity_check(
                         "spearman_std": float(finite.std()) if finite.size else float("nan"),
                         "constant": constant,
                     })  # fmt: skip
-    finally:
-        net.train(was_training)
     return result
 
 

@@ -160,12 +160,11 @@ def save_overlays(
     from matplotlib import colormaps
     from torchvision.utils import draw_bounding_boxes, save_image
 
+    from csg_interp._utils import min_max
     from csg_interp.attribution.boxes import boxes_from_maps
 
     predicted = boxes_from_maps(maps, threshold, mode="minmax")
-    flat = maps.flatten(1)
-    low, high = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
-    normalised = ((maps - low) / (high - low).clamp_min(1e-12)).clamp(0, 1)
+    normalised = min_max(maps, start_dim=1)
     heat = torch.from_numpy(colormaps["jet"](normalised.numpy())[..., :3])
     heat = heat.permute(0, 3, 1, 2).float()
     grey = images.float().mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)

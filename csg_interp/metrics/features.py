@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from csg_interp._utils import eval_mode, resolve_device
 from csg_interp.training.network import check_images
 
 __all__ = ["Outputs", "extract_features", "extract_outputs", "resolve_device"]
@@ -37,21 +38,6 @@ class Outputs:
     @property
     def predictions(self) -> np.ndarray:
         return self.logits.argmax(axis=1)
-
-
-def resolve_device(device: str | torch.device | None, net: nn.Module | None = None) -> torch.device:
-    """``"auto"`` → CUDA when available else CPU; ``None`` → the device of ``net``'s parameters."""
-    if device is None:
-        if net is not None:
-            for parameter in net.parameters():
-                return parameter.device
-        return torch.device("cpu")
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use 'cpu'")
-    return resolved
 
 
 def _as_dataset(data: object) -> tuple[Dataset, bool]:
@@ -120,11 +106,9 @@ def extract_outputs(
     dataset, has_labels = _as_dataset(data)
     target = resolve_device(device, net)
     net.to(target)
-    was_training = net.training
-    net.eval()
     features, logits, labels = [], [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    try:
+    with eval_mode(net):
         for batch in tqdm(loader, desc="features", disable=not progress, leave=False):
             images = batch[0].to(target)
             if images.dtype == torch.uint8:
@@ -142,8 +126,6 @@ def extract_outputs(
             logits.append(net.head(activations).float().cpu())
             if has_labels:
                 labels.append(torch.as_tensor(batch[1]).long().cpu())
-    finally:
-        net.train(was_training)
     return Outputs(
         features=torch.cat(features).numpy(),
         logits=torch.cat(logits).numpy(),

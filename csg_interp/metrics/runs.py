@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from csg_interp._utils import resolve_device, write_json_atomic
+
 from .evaluation import METRICS_SCHEMA, compare_metrics, evaluate_network, summarize
-from .features import resolve_device
 from .filter_table import FilterTable, filter_table
 
 __all__ = [
@@ -38,12 +39,6 @@ DEFAULT_TARGETS: dict[str, float] = {
     "accuracy_drop_max_points": 1.0,
     "l1_density_max": 0.15,
 }
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def load_metrics(
@@ -143,7 +138,7 @@ def evaluate_run(
         payload["baseline"] = {k: base[k] for k in ("run_dir", "kind", *_SCALARS) if k in base}
         payload["comparison"] = compare_metrics(payload, base)
     if write:
-        _write_json(Path(run_dir) / "metrics.json", payload)
+        write_json_atomic(Path(run_dir) / "metrics.json", payload, indent=1)
     return payload
 
 

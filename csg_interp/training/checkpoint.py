@@ -18,7 +18,6 @@ import logging
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from csg_interp._utils.io import atomic_writer
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -98,18 +99,10 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     path = Path(path)
     check_plain_state(state)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_writer(path, "wb", fsync=True) as stream:
             torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
     except BaseException as error:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
         if isinstance(error, (OSError, RuntimeError, pickle.PicklingError)):
             raise CheckpointWriteError(
                 f"could not write checkpoint {path} ({error}); the previous {path.name}, if any, "

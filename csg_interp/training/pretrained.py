@@ -31,6 +31,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from csg_interp._utils import eval_mode, resolve_device
+
 from .gate import ClassSpecificGate, check_labels, sparsity_hinge
 from .network import CSGNet, GAPLinearHead
 
@@ -412,7 +414,7 @@ def fit_gate_only(
         raise ValueError(f"epochs must be ≥ 1, got {epochs}")
     if lr <= 0 or lam < 0:
         raise ValueError(f"lr must be > 0 and lam ≥ 0, got lr={lr}, lam={lam}")
-    device = torch.device(device) if device is not None else next(net.parameters()).device
+    device = resolve_device(device, net)
     if isinstance(data, tuple):
         images, labels = data
         check_labels(labels, net.num_classes, images.shape[0])
@@ -420,10 +422,8 @@ def fit_gate_only(
     if net.gate is None:
         net.gate = ClassSpecificGate(net.num_classes, net.num_filters).to(device)
     gate = net.gate
-    was_training = net.training
     frozen = [p for name, p in net.named_parameters() if not name.startswith("gate.")]
     before = [p.requires_grad for p in frozen]
-    net.eval()
     for p in frozen:
         p.requires_grad_(False)
     gate.weight.requires_grad_(True)
@@ -431,35 +431,37 @@ def fit_gate_only(
     generator = torch.Generator().manual_seed(seed)
     gap_head = isinstance(net.head, GAPLinearHead)
     history = []
-    try:
-        if gap_head:
-            pooled, targets = _pooled_features(net, DataLoader(data, batch_size=batch_size), device)
-            check_labels(targets, net.num_classes)
-            loader: Iterable = DataLoader(TensorDataset(pooled, targets), batch_size=batch_size,
-                                          shuffle=True, generator=generator)
-        else:
-            loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
-        gate.project_()  # start feasible: the 0.5 init becomes all-pass columns
-        for epoch in range(epochs):
-            losses = []
-            for inputs, targets in loader:
-                inputs, targets = inputs.to(device), targets.to(device)
-                if gap_head:
-                    logits = net.head.classify(gate(inputs, targets))
-                else:
-                    with torch.no_grad():
-                        activations = net.features(inputs)
-                    logits = net.head(gate(activations, targets))
-                loss = F.cross_entropy(logits, targets) + lam * sparsity_hinge(gate.weight, tau)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                gate.project_()
-                losses.append(float(loss.detach()))
-            history.append({"epoch": epoch, "loss": sum(losses) / len(losses),
-                            "density": float(gate.density().detach())})
-    finally:
-        for p, flag in zip(frozen, before):
-            p.requires_grad_(flag)
-        net.train(was_training)
+    with eval_mode(net):
+        try:
+            if gap_head:
+                batches = DataLoader(data, batch_size=batch_size)
+                pooled, targets = _pooled_features(net, batches, device)
+                check_labels(targets, net.num_classes)
+                loader: Iterable = DataLoader(TensorDataset(pooled, targets), batch_size=batch_size,
+                                              shuffle=True, generator=generator)
+            else:
+                loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
+            gate.project_()  # start feasible: the 0.5 init becomes all-pass columns
+            for epoch in range(epochs):
+                losses = []
+                for inputs, targets in loader:
+                    inputs, targets = inputs.to(device), targets.to(device)
+                    if gap_head:
+                        logits = net.head.classify(gate(inputs, targets))
+                    else:
+                        with torch.no_grad():
+                            activations = net.features(inputs)
+                        logits = net.head(gate(activations, targets))
+                    hinge = sparsity_hinge(gate.weight, tau)
+                    loss = F.cross_entropy(logits, targets) + lam * hinge
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    gate.project_()
+                    losses.append(float(loss.detach()))
+                history.append({"epoch": epoch, "loss": sum(losses) / len(losses),
+                                "density": float(gate.density().detach())})
+        finally:
+            for p, flag in zip(frozen, before):
+                p.requires_grad_(flag)
     return history

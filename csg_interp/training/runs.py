@@ -233,7 +233,7 @@ class Run:
         Args:
             **overrides: loader options to change (e.g. ``data_root=...`` on another machine).
         """
-        from .trainer import load_bundle
+        from .data import load_bundle
 
         return load_bundle(self.config, **overrides)
 

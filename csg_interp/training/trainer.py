@@ -23,10 +23,8 @@ import datetime as _dt
 import json
 import logging
 import math
-import os
 import platform
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DistributedSampler
 
+from csg_interp._utils import eval_mode, resolve_device, write_json_atomic, write_text_atomic
 from csg_interp.errors import OutputExistsError, TrainingInterrupted
 
 from .acceleration import BatchLoader, MixedPrecision, to_channels_last
@@ -50,6 +49,7 @@ from .checkpoint import (
 )
 from .config import RESUME_MUTABLE_FIELDS, TrainConfig
 from .interrupt import InterruptGuard
+from .data import load_bundle
 from .losses import LossTerms, csg_objective, joint_objective, std_objective
 from .runs import Run, build_net, load_run, net_meta, scope_parameters
 from .schedule import EpochSchedule
@@ -72,55 +72,9 @@ class TrainingDivergedError(RuntimeError):
 
 
 # ------------------------------------------------------------------ helpers
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error.
-
-    Raises:
-        ValueError: if CUDA is requested but not available.
-    """
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {name!r} requested but CUDA is not available; use --device cpu or auto"
-        )
-    return device
-
-
 def seed_for(seed: int, *keys: int) -> int:
     """A well-mixed 63-bit seed derived from ``seed`` and ``keys`` (e.g. epoch, rank)."""
     return int(np.random.SeedSequence([seed, *keys]).generate_state(2, dtype=np.uint64)[0] >> 1)
-
-
-def load_bundle(config: TrainConfig, **overrides: Any):
-    """Load the data set a config names, with its split seed and options.
-
-    Raises:
-        ValueError: unknown data set, or an option the data set does not take.
-        FileNotFoundError: the data set's files are missing (the message says how to get them).
-    """
-    from csg_interp.data import load_dataset
-
-    options: dict[str, Any] = {}
-    if config.train_subset is not None:
-        options["train_subset"] = config.train_subset
-    if config.val_size is not None:
-        options["val_size"] = config.val_size
-    data_root = overrides.pop("data_root", config.data_root)
-    options.update(config.data_options or {})
-    options.update(overrides)
-    try:
-        return load_dataset(config.dataset, data_root=data_root, seed=config.data_seed, **options)
-    except TypeError as error:
-        if "unexpected keyword" not in str(error):
-            raise
-        raise ValueError(
-            f"data set {config.dataset!r} does not take the option(s) {', '.join(options)} "
-            f"({error})"
-        ) from error
 
 
 @torch.no_grad()
@@ -134,28 +88,19 @@ def evaluate_accuracy(
     Returns:
         ``{"acc": ..., "loss": ..., "n": ...}``.
     """
-    was_training = net.training
-    net.eval()
     correct, loss_sum, total = 0, 0.0, len(dataset)
-    for start in range(0, total, batch_size):
-        images, labels = dataset.tensors(torch.arange(start, min(start + batch_size, total)))
-        images, labels = images.to(device), labels.to(device)
-        logits = net(images)
-        loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-        correct += int((logits.argmax(1) == labels).sum())
-    net.train(was_training)
+    with eval_mode(net):
+        for start in range(0, total, batch_size):
+            images, labels = dataset.tensors(torch.arange(start, min(start + batch_size, total)))
+            images, labels = images.to(device), labels.to(device)
+            logits = net(images)
+            loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            correct += int((logits.argmax(1) == labels).sum())
     return {"acc": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total}
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, obj, indent=2, sort_keys=True, default=str)
 
 
 def _git_revision() -> dict[str, Any]:
@@ -525,12 +470,8 @@ class Trainer:
             self._write_manifest(status="running")
 
     def _write_metrics(self) -> None:
-        path = self.run_dir / "metrics.jsonl"
-        handle, temp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=self.run_dir)
-        with os.fdopen(handle, "w") as stream:
-            for row in self.history:
-                stream.write(json.dumps(row) + "\n")
-        os.replace(temp, path)
+        rows = "".join(json.dumps(row) + "\n" for row in self.history)
+        write_text_atomic(self.run_dir / "metrics.jsonl", rows)
 
     def _append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as stream:

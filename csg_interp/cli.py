@@ -26,7 +26,6 @@ COMMANDS: tuple[str, ...] = (
     "explain",
     "localize",
     "detect",
-    "atlas",
     "report",
     "export",
     "demo",

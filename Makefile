@@ -25,7 +25,7 @@ venv: $(STAMP)
 $(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q -c $(CONSTRAINTS) -e '.[test,docs,bench]'
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[test,docs,bench,timm]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -6,12 +6,17 @@ The small ResNets follow the CIFAR ResNet of He et al. (2016, §4.2): a 3×3 ste
 ReLU, which is where the class-specific gate sits.
 
 ``build_backbone(name, ...)`` returns a plain ``nn.Module`` classifier; ``csg_interp.training``
-wraps it into a :class:`~csg_interp.training.CSGNet`.
+wraps it into a :class:`~csg_interp.training.CSGNet`. ``build_backbone("timm:<name>", ...)``
+builds any model of timm (Wightman, *PyTorch Image Models*,
+https://github.com/huggingface/pytorch-image-models; the optional extra
+``pip install 'csg_interp[timm]'``), never with pretrained weights; docs/models.md says where
+the gate sits in each timm family.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,8 +26,13 @@ __all__ = [
     "SmallResNet",
     "SmallCNN",
     "build_backbone",
+    "build_timm_model",
     "available_models",
+    "TIMM_PREFIX",
 ]
+
+#: ``--model timm:<name>`` builds ``timm.create_model(<name>, pretrained=False, ...)``.
+TIMM_PREFIX = "timm:"
 
 
 class BasicBlock(nn.Module):
@@ -200,31 +210,112 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
 
 
 def available_models() -> list[str]:
-    """Names accepted by :func:`build_backbone` and ``--model``."""
+    """Names accepted by :func:`build_backbone` and ``--model`` (plus ``timm:<name>``)."""
     return sorted(_REGISTRY)
 
 
+def build_timm_model(
+    name: str, num_classes: int, in_channels: int = 3, options: dict[str, Any] | None = None
+) -> nn.Module:
+    """Build a timm model by name with random weights (``pretrained=False``, no download).
+
+    Args:
+        name: a timm model name (``timm.list_models()``), e.g. ``"resnet18"``,
+            ``"convnext_atto"``, ``"vit_tiny_patch16_224"``.
+        num_classes: output classes.
+        in_channels: input channels (timm's ``in_chans``).
+        options: more keyword arguments of ``timm.create_model`` / the model's constructor,
+            JSON primitives (e.g. ``{"img_size": 28, "patch_size": 4, "class_token": False,
+            "global_pool": "avg", "fc_norm": False}`` for a ViT on 28 px images).
+
+    Returns:
+        The timm model (an ``nn.Module`` mapping images to logits).
+
+    Raises:
+        ValueError: timm is not installed, the name is unknown (close names are listed), an
+            option is not accepted by the model, or ``pretrained`` is asked for.
+
+    Example:
+        >>> model = build_timm_model("test_resnet", num_classes=3, in_channels=1)
+        >>> model(torch.zeros(2, 1, 32, 32)).shape
+        torch.Size([2, 3])
+    """
+    try:
+        import timm
+    except ImportError:
+        raise ValueError(
+            f"--model {TIMM_PREFIX}{name} needs timm: pip install 'csg_interp[timm]'"
+        ) from None
+    options = dict(options or {})
+    for key in ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path"):
+        if key in options:
+            raise ValueError(
+                f"model option {key!r} is not accepted: models are never downloaded; load local "
+                "weights with --weights PATH (TrainConfig.weights)"
+            )
+    for key in ("num_classes", "in_chans"):
+        if key in options:
+            raise ValueError(
+                f"model option {key!r} is set from the data set; drop it from --model-option"
+            )
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name}*")[:8]
+        hint = f"; close names: {', '.join(close)}" if close else "; see timm.list_models()"
+        raise ValueError(f"unknown timm model {name!r}{hint}")
+    try:
+        return timm.create_model(
+            name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **options
+        )
+    except TypeError as error:
+        raise ValueError(
+            f"timm model {name!r} does not accept the model options {sorted(options)}: {error}"
+        ) from error
+
+
 def build_backbone(
-    name: str, num_classes: int, in_channels: int = 3, widths: Sequence[int] | None = None
+    name: str,
+    num_classes: int,
+    in_channels: int = 3,
+    widths: Sequence[int] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Build a randomly initialised classifier by name (never downloads weights).
 
     Args:
-        name: one of :func:`available_models`.
+        name: one of :func:`available_models`, or ``"timm:<name>"`` for any timm model
+            (:func:`build_timm_model`).
         num_classes: output classes.
         in_channels: input channels (the first conv is adapted for torchvision models).
         widths: stage widths of the small models (``resnet8/14/20``: 3 values, ``smallcnn``: 3).
+        options: keyword arguments of a timm model (``--model-option KEY=VALUE``); timm only.
 
     Returns:
         An ``nn.Module`` mapping (N, in_channels, H, W) to (N, num_classes) logits.
 
     Raises:
         ValueError: for an unknown name, with the list of known names.
+
+    Example:
+        >>> build_backbone("resnet8", num_classes=10, in_channels=1)(torch.zeros(1, 1, 28, 28)).shape
+        torch.Size([1, 10])
     """
+    if name.startswith(TIMM_PREFIX):
+        if widths is not None:
+            raise ValueError(
+                "'widths' applies to the small models only; set a timm model's widths with its "
+                "own options, e.g. --model-option embed_dim=64 (TrainConfig.model_options)"
+            )
+        return build_timm_model(name[len(TIMM_PREFIX) :], num_classes, in_channels, options)
     try:
         factory = _REGISTRY[name]
     except KeyError:
         raise ValueError(
-            f"unknown model {name!r}; available: {', '.join(available_models())}"
+            f"unknown model {name!r}; available: {', '.join(available_models())}, or "
+            f"{TIMM_PREFIX}<name> for a timm model"
         ) from None
+    if options:
+        raise ValueError(
+            f"model options {sorted(options)} apply to timm models (--model timm:<name>) only; "
+            f"drop --model-option for {name!r}"
+        )
     return factory(num_classes, in_channels, widths)

@@ -84,7 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--model", default="resnet8", help="resnet8/14/20, smallcnn, resnet18, ...")
     data.add_argument("--widths", type=int, nargs="+", default=None, help="stage widths of small models")
-    data.add_argument("--weights", default=None, help="local backbone state dict to fine-tune from")
+    data.add_argument("--weights", default=None,
+                      help="local backbone state dict to fine-tune from (a timm checkpoint for timm:<name>)")
+    data.add_argument("--model-option", dest="model_options", type=_key_value, action="append",
+                      metavar="KEY=VALUE", default=None,
+                      help="a keyword of a timm model (--model timm:<name>), repeatable, e.g. "
+                      "img_size=28 patch_size=4 global_pool=avg class_token=false fc_norm=false")
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, help="the run directory, e.g. runs/NAME")
@@ -167,7 +172,7 @@ _CONFIG_FIELDS = (
     "batch_size", "lr", "csg_lr", "gate_lr", "lam", "csg_weight", "tau", "warmup", "period",
     "csg_from", "align", "milestones", "gamma", "std_stages", "csg_stages", "gate_decay",
     "projection", "gate_init", "data_options", "freeze_bn", "amp", "channels_last", "workers",
-    "gate_only",
+    "gate_only", "model_options",
 )  # fmt: skip
 
 
@@ -179,6 +184,8 @@ def config_from_args(args: argparse.Namespace):
     values = {k: (None if isinstance(v, PresetDefault) else v) for k, v in values.items()}
     if values["data_options"] is not None:  # [(key, value), ...] from repeated --data-option
         values["data_options"] = dict(values["data_options"])
+    if values["model_options"] is not None:  # [(key, value), ...] from repeated --model-option
+        values["model_options"] = dict(values["model_options"])
     return TrainConfig(**values, gate=not args.no_gate)
 
 

@@ -159,6 +159,8 @@ class TrainConfig:
         allow_no_csg: accept a gated run whose schedule has no CSG epoch (otherwise an error).
         data_options: extra keyword options of the data set's loader, JSON primitives (e.g.
             ``{"image_size": 224, "skip_corrupt": true}`` for ``folder``).
+        model_options: keyword arguments of a timm model (``model="timm:<name>"``), JSON
+            primitives (e.g. ``{"img_size": 28, "patch_size": 4, "global_pool": "avg"}``).
         freeze_bn: replace the BatchNorm layers of the stages no path trains by
             ``FrozenBatchNorm2d`` (running statistics fixed; the reference keeps updating them).
         amp: mixed precision, ``none`` / ``bf16`` / ``fp16`` (CUDA only; with gradient scaling).
@@ -210,6 +212,7 @@ class TrainConfig:
     augment: str | None = None
     allow_no_csg: bool = False
     data_options: dict[str, Any] | None = None
+    model_options: dict[str, Any] | None = None
     freeze_bn: bool = False
     amp: str = "none"
     channels_last: bool = False
@@ -314,6 +317,8 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ValueError(f"workers must be an integer ≥ 0, got {self.workers!r}")
+        if self.model_options is not None and not isinstance(self.model_options, dict):
+            raise ValueError(f"model_options must be a dict of timm model options, got {self.model_options!r}")
         if self.data_options is not None and not isinstance(self.data_options, dict):
             raise ValueError(f"data_options must be a dict of loader options, got {self.data_options!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):

@@ -13,13 +13,22 @@ ResNet / ResNeXt / WideResNet ``layer4`` output (after the block's ReLU)   GAP �
 small ResNets (resnet8/14/20)  ``layer3`` output (after the block's ReLU)   GAP → ``fc``
 SmallCNN                      last conv-BN-ReLU                           GAP → ``fc``
 timm-style models             ``forward_features`` output                 ``forward_head``
+timm CNNs (``timm:<name>``)    ``forward_features`` output (ResNet: after  GAP → classifier when
+                              the last ReLU; ConvNeXt: the last stage's   ``forward_head`` equals
+                              residual output; EfficientNet: after the    it on a probe map, else
+                              head conv's BN-SiLU)                        ``forward_head``
+timm VisionTransformer        the final patch tokens (after ``norm``) on  ``global_pool='avg'``
+                              the patch grid, (N, D, h, w)                only: GAP → ``head``
+                                                                          (``fc_norm`` off) or
+                                                                          GAP → ``fc_norm`` → head
 VGG (adapter)                 ``features`` output (after the last max-pool; avgpool → flatten →
                               a max-pool commutes with a gate ≥ 0)         3-layer classifier
 MobileNetV2 (adapter)         ``features`` output (after ReLU6)           GAP → dropout → linear
 DenseNet (adapter)            ``features`` output followed by the ReLU    GAP → ``classifier``
                               that torchvision applies in ``forward``
-MobileNetV3, EfficientNet     not supported: the last stage ends in Hardswish/SiLU, so activations
-                              can be negative; pass explicit ``features``/``head`` if you must
+torchvision MobileNetV3,       not supported: the last stage ends in Hardswish/SiLU, so activations
+EfficientNet                  can be negative; pass explicit ``features``/``head`` if you must
+                              (timm's EfficientNet is gated, see above and docs/models.md)
 ============================  ==========================================  =========================
 """
 
@@ -33,7 +42,17 @@ from torch import Tensor, nn
 
 from .gate import ClassSpecificGate, check_labels
 
-__all__ = ["CSGNet", "GAPLinearHead", "Normalize", "ForwardFeatures", "ForwardHead", "check_images"]
+__all__ = [
+    "CSGNet",
+    "GAPLinearHead",
+    "SharedGAPLinearHead",
+    "Normalize",
+    "ForwardFeatures",
+    "ForwardHead",
+    "TokenPoolHead",
+    "VisionTransformerFeatures",
+    "check_images",
+]
 
 
 class Normalize(nn.Module):
@@ -92,19 +111,127 @@ class ForwardFeatures(nn.Module):
         self.model = model
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model.forward_features(x)
+        activations = self.model.forward_features(x)
+        if not isinstance(activations, Tensor) or activations.dim() != 4:
+            shape = tuple(activations.shape) if isinstance(activations, Tensor) else type(activations)
+            raise ValueError(
+                f"{type(self.model).__name__}.forward_features returned {shape}, not a map "
+                "(N, K, h, w); pass explicit modules: CSGNet(features, head, num_classes, "
+                "num_filters, gate)"
+            )
+        return activations
 
 
 class ForwardHead(nn.Module):
-    """Wrap a timm-style model's ``forward_head`` as a module (shares the model's parameters)."""
+    """Wrap a timm-style model's ``forward_head`` as a module (shares the model's parameters).
 
-    def __init__(self, model: nn.Module) -> None:
+    Args:
+        model: the model whose ``forward_head`` maps the gated map to logits.
+        not_gap_linear: why this head is not GAP → linear (shown when ``"cam"`` is asked for).
+    """
+
+    def __init__(self, model: nn.Module, not_gap_linear: str | None = None) -> None:
         super().__init__()
         # Stored outside the module tree so the parameters are owned once, by ForwardFeatures.
         object.__setattr__(self, "_model", model)
+        self.not_gap_linear = not_gap_linear
 
     def forward(self, activations: Tensor) -> Tensor:
         return self._model.forward_head(activations)
+
+
+class SharedGAPLinearHead(GAPLinearHead):
+    """GAP → dropout → a linear layer that belongs to the features' module tree.
+
+    The head of a timm model whose ``forward_head`` is global average pooling followed by its
+    classifier (timm ResNet, EfficientNet, ConvNeXt with ``head_norm_first=True``, a ViT with
+    average token pooling and no ``fc_norm``). The classifier stays a submodule of the wrapped
+    timm model (owned once, by the features) and is referenced here, so ``net.linear_head`` gives
+    the CAM weights W and the gate can act on the pooled features.
+
+    Args:
+        linear: the model's classifier (``model.get_classifier()``).
+        drop_rate: the dropout probability the model applies before it (``model.drop_rate``).
+    """
+
+    def __init__(self, linear: nn.Linear, drop_rate: float = 0.0) -> None:
+        nn.Module.__init__(self)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(float(drop_rate)) if drop_rate else nn.Identity()
+        object.__setattr__(self, "linear", linear)  # not registered: the features own it
+
+
+class TokenPoolHead(nn.Module):
+    """A ViT head after the token grid: mean over patches → ``fc_norm`` → dropout → classifier.
+
+    Used when timm's ``fc_norm`` (a LayerNorm after pooling) is on, so the head is not
+    GAP → linear and ``"cam"`` is not exact; the modules stay owned by the features.
+    """
+
+    def __init__(self, model: nn.Module, not_gap_linear: str) -> None:
+        super().__init__()
+        object.__setattr__(self, "_model", model)
+        self.not_gap_linear = not_gap_linear
+
+    def forward(self, activations: Tensor) -> Tensor:
+        pooled = activations.mean(dim=(2, 3))
+        return self._model.head(self._model.head_drop(self._model.fc_norm(pooled)))
+
+
+class VisionTransformerFeatures(nn.Module):
+    """A timm ``VisionTransformer``'s final patch-token embeddings as a map (N, D, h, w).
+
+    ``forward_features`` (patch embedding, position embedding, blocks, final ``norm``) gives
+    tokens (N, P + h·w, D); the P prefix tokens (class / register tokens) are dropped and the
+    patch tokens are laid out on the patch grid, channels first, so every map-based analysis
+    sees a conv-like (N, K, h, w) map with K = D channels -- the "filters" the gate multiplies.
+
+    Args:
+        model: a ``timm.models.vision_transformer.VisionTransformer``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def grid_size(self, image_size: Sequence[int]) -> tuple[int, int]:
+        """The patch grid (h, w) for an input of ``image_size`` (H, W)."""
+        embed = self.model.patch_embed
+        if getattr(self.model, "dynamic_img_size", False):
+            h, w = embed.dynamic_feat_size(tuple(image_size))
+        else:
+            h, w = embed.grid_size
+        return int(h), int(w)
+
+    def forward(self, x: Tensor) -> Tensor:
+        expected = getattr(self.model.patch_embed, "img_size", None)
+        strict = getattr(self.model.patch_embed, "strict_img_size", False)
+        if strict and expected is not None and tuple(x.shape[-2:]) != tuple(expected):
+            raise ValueError(
+                f"this ViT was built for {expected[0]}×{expected[1]} images, got "
+                f"{x.shape[-2]}×{x.shape[-1]}; resize them, or build the model with "
+                f"img_size={x.shape[-2]} (or dynamic_img_size=True)"
+            )
+        tokens = self.model.forward_features(x)
+        patches = tokens[:, self.model.num_prefix_tokens :]
+        h, w = self.grid_size(x.shape[-2:])
+        if patches.shape[1] != h * w:
+            raise ValueError(
+                f"the ViT returned {patches.shape[1]} patch tokens for a {h}×{w} patch grid; "
+                "pass images of the size the model was built for (its img_size option)"
+            )
+        return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], h, w)
+
+    def feature_stages(self) -> list[list[nn.Module]]:
+        """Stages for freezing by stage: the embedding, then one per block (the last one with
+        the final norm and the head), so ``csg_stages=1`` trains the last block and the head."""
+        model = self.model
+        names = {"patch_embed", "pos_drop", "patch_drop", "norm_pre"}
+        stem = [m for n, m in model.named_children() if n in names]
+        blocks = [[block] for block in model.blocks]
+        tail = [m for n, m in model.named_children() if n in {"norm", "fc_norm", "head_drop", "head"}]
+        blocks[-1] += tail
+        return [stem] + blocks
 
 
 def check_images(x: Tensor, in_channels: int | None = None) -> None:
@@ -205,9 +332,11 @@ class CSGNet(nn.Module):
     def linear_head(self) -> nn.Linear:
         """The final linear layer of a GAP → linear head (the CAM weights W)."""
         if not isinstance(self.head, GAPLinearHead):
+            why = getattr(self.head, "not_gap_linear", None)
             raise ValueError(
-                f"this model's head is {type(self.head).__name__}, not GAP → linear; CAM-style "
-                "maps need W, use a mode that does not (e.g. 'activation')"
+                (why + "; " if why else f"this model's head is {type(self.head).__name__}, not "
+                 "GAP → linear; ")
+                + "CAM-style maps need W, use a mode that does not (e.g. mode='activation')"
             )
         return self.head.linear
 
@@ -273,6 +402,8 @@ def _split(model: nn.Module, layer: str | None) -> tuple[nn.Module, nn.Module, i
     """Return ``(features, head, num_filters, num_classes)`` for a supported model family."""
     names = [name for name, _ in model.named_children()]
     family = type(model).__name__
+    if any(cls.__module__.startswith("timm.") for cls in type(model).__mro__):
+        return _split_timm(model, layer)
     if family in {"MobileNetV3", "EfficientNet"}:
         raise ValueError(
             f"{family} is not supported: its last stage ends in Hardswish/SiLU, so activations can "
@@ -327,6 +458,103 @@ def _split(model: nn.Module, layer: str | None) -> tuple[nn.Module, nn.Module, i
         "ResNet-likes (…, avgpool, fc), VGG, MobileNetV2, DenseNet, SmallCNN and timm-style models "
         "with forward_features/forward_head; otherwise pass explicit modules: "
         "CSGNet(features, head, num_classes, num_filters, gate)."
+    )
+
+
+def _split_timm(model: nn.Module, layer: str | None) -> tuple[nn.Module, nn.Module, int, int]:
+    """A timm model: the gate on ``forward_features``' output (ViT: the patch-token grid).
+
+    The head is taken as GAP → linear (``"cam"`` exact) only when the model's own
+    ``forward_head`` agrees with ``classifier(GAP(A))`` on a probe map; otherwise it is the
+    model's ``forward_head`` (the CSG path stays exact, ``"cam"`` is refused with the reason).
+    """
+    family = type(model).__name__
+    if layer is not None:
+        raise ValueError(
+            f"layer={layer!r} is not supported for timm models: the gate sits on the output of "
+            f"{family}.forward_features; drop the layer argument"
+        )
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if num_classes < 1 or isinstance(classifier, nn.Identity):
+        raise ValueError(
+            f"timm {family} was built without a classifier (num_classes=0); build it with the "
+            "data set's classes (build_backbone('timm:<name>', num_classes=C))"
+        )
+    num_filters = int(model.num_features)
+    from timm.models.vision_transformer import VisionTransformer
+
+    if isinstance(model, VisionTransformer):
+        return _split_vit(model, num_filters, num_classes)
+    output_fmt = str(getattr(model, "output_fmt", "NCHW"))
+    if output_fmt != "NCHW" or not hasattr(model, "forward_head"):
+        raise ValueError(
+            f"timm {family} returns {output_fmt} features, not an (N, K, h, w) map: CSGNet gates "
+            "timm models with NCHW feature maps (ResNet, ConvNeXt, EfficientNet, ...) and "
+            "VisionTransformer; pass explicit modules: CSGNet(features, head, num_classes, "
+            "num_filters, gate)"
+        )
+    features = ForwardFeatures(model)
+    if isinstance(classifier, nn.Linear) and _head_is_gap_linear(model, classifier, num_filters):
+        head: nn.Module = SharedGAPLinearHead(classifier, getattr(model, "drop_rate", 0.0) or 0.0)
+    else:
+        head = ForwardHead(
+            model,
+            not_gap_linear=f"timm {family}'s forward_head is not global average pooling → linear "
+            "(e.g. ConvNeXt: pool → LayerNorm → fc; build ConvNeXt with head_norm_first=True "
+            "for a GAP → linear head)",
+        )
+    return features, head, num_filters, num_classes
+
+
+def _split_vit(model: nn.Module, num_filters: int, num_classes: int):
+    """A timm ``VisionTransformer``: the gate on the final patch-token embeddings."""
+    pool = getattr(model, "global_pool", "token")
+    prefix_pooled = getattr(model, "pool_include_prefix", False) and model.num_prefix_tokens
+    if pool != "avg" or getattr(model, "attn_pool", None) is not None or prefix_pooled:
+        raise ValueError(
+            f"this VisionTransformer pools its tokens with global_pool={pool!r}"
+            + (" (prefix tokens included)" if prefix_pooled else "")
+            + ": the patch tokens a gate would multiply do not reach its head linearly; build it "
+            "with global_pool='avg' (e.g. --model-option global_pool=avg "
+            "--model-option class_token=false --model-option fc_norm=false)"
+        )
+    features = VisionTransformerFeatures(model)
+    if isinstance(model.fc_norm, nn.Identity) and isinstance(model.head, nn.Linear):
+        head: nn.Module = SharedGAPLinearHead(model.head, model.head_drop.p)
+    else:
+        head = TokenPoolHead(
+            model,
+            not_gap_linear="this VisionTransformer normalises after pooling (timm's fc_norm, a "
+            "LayerNorm), so its head is not average pooling → linear; build it with "
+            "fc_norm=False (--model-option fc_norm=false) for exact 'cam' maps",
+        )
+    return features, head, num_filters, num_classes
+
+
+def _head_is_gap_linear(model: nn.Module, classifier: nn.Linear, num_filters: int) -> bool:
+    """Whether ``model.forward_head(A) == classifier(GAP(A))`` on a probe map (eval mode).
+
+    The probe uses its own random generator (the global RNG is untouched) and every module's
+    train/eval flag is restored afterwards, also when the head raises.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    reference = next(model.parameters())
+    generator = torch.Generator().manual_seed(0)
+    probe = torch.rand(2, num_filters, 3, 2, generator=generator)
+    probe = probe.to(device=reference.device, dtype=reference.dtype)
+    try:
+        model.eval()
+        with torch.no_grad():
+            got = model.forward_head(probe)
+            expected = classifier(probe.mean(dim=(2, 3)))
+    except Exception:  # any head that cannot take a (N, K, h, w) map is not GAP → linear
+        return False
+    finally:
+        for module, training in modes:
+            module.training = training
+    return got.shape == expected.shape and bool(
+        torch.allclose(got, expected, rtol=1e-4, atol=1e-5)
     )
 
 

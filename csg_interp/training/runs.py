@@ -69,7 +69,10 @@ def build_net(config: TrainConfig, meta: dict[str, Any], pretrained: bool = True
     """
     from csg_interp.models import build_backbone
 
-    backbone = build_backbone(config.model, meta["num_classes"], meta["in_channels"], config.widths)
+    backbone = build_backbone(
+        config.model, meta["num_classes"], meta["in_channels"], config.widths,
+        options=getattr(config, "model_options", None),
+    )  # fmt: skip
     if pretrained and config.weights:
         # new head for the data set's classes, first conv adapted to its channels (pretrained.py)
         from .pretrained import load_pretrained
@@ -122,12 +125,16 @@ def feature_stages(net: CSGNet) -> list[nn.Module]:
     child holding a convolution starts a new stage, the children after it (BatchNorm, ReLU,
     pooling) join it. For the small ResNets this gives stem, layer1, layer2, layer3; for
     torchvision ResNets stem, layer1..layer4; for SmallCNN its three conv-BN-ReLU(-pool) blocks.
+    A module met on the way that defines ``feature_stages()`` (a timm ViT's token grid: the
+    embedding, then one stage per block) gives its own stages.
 
     Raises:
         ValueError: if the features cannot be split into stages (use ``"all"``).
     """
     module: nn.Module = net.features
     while True:
+        if callable(getattr(module, "feature_stages", None)):
+            return [nn.ModuleList(s) for s in module.feature_stages()]
         children = [c for c in module.children() if _has_params(c)]
         if len(children) == 1:
             module = children[0]

@@ -17,17 +17,35 @@ from typing import Any
 __all__ = ["HtmlReport", "figure_to_data_uri", "image_file_to_data_uri", "format_value"]
 
 _CSS = """
-body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
-h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #bbb; margin-top: 2em; }
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222;
+       padding: 0 1em; line-height: 1.4; }
+h1 { border-bottom: 2px solid #444; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #bbb; margin-top: 1.8em; }
+h3 { margin-bottom: 0.3em; }
+nav { margin: 0.5em 0 1em; } nav a { margin-right: 1em; white-space: nowrap; }
+.table-wrap { max-width: 100%; overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: right; vertical-align: top; }
 th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
-figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; max-width: 100%; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: 0.85em; color: #444; max-width: 60em; }
-.note { color: #666; font-size: 0.9em; } nav a { margin-right: 1em; }
+td { overflow-wrap: anywhere; }
+figure { display: block; margin: 0.8em 0 1.2em; max-width: 100%; break-inside: avoid; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid #ddd; }
+figcaption { font-size: 0.88em; color: #333; max-width: 60em; margin-top: 0.3em; }
+.note { color: #666; font-size: 0.9em; }
+.computed { color: #555; font-size: 0.85em; margin-top: -0.4em; }
+.stale { background: #fff3cd; border-left: 4px solid #d39e00; padding: 0.4em 0.8em; }
+.card { border: 1px solid #bbb; border-radius: 6px; padding: 0.2em 1em 0.6em; background: #fafafa; }
+.card table { width: 100%; font-size: 0.9em; }
+.card td, .card th { text-align: left; } .card td.value { white-space: nowrap; }
+.card .meaning { color: #555; }
+.verdict { font-weight: bold; white-space: nowrap; }
+.pass { color: #1a7f37; } .fail { color: #b3261e; } .none { color: #777; }
+details { margin: 0.5em 0; } summary { cursor: pointer; font-weight: 600; }
+@media print {
+  nav { display: none; } body { max-width: none; margin: 0; }
+  h2 { break-after: avoid; } .table-wrap { overflow: visible; }
+}
 """
-
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
@@ -104,11 +122,53 @@ class HtmlReport:
     _parts: list[str] = field(default_factory=list)
     _sections: list[tuple[str, str]] = field(default_factory=list)
 
-    def section(self, heading: str) -> None:
-        """Start a new section (``<h2>``, listed in the page's navigation)."""
+    def section(self, heading: str, computed: str | None = None) -> None:
+        """Start a new section (``<h2>``, listed in the page's navigation).
+
+        Args:
+            heading: the heading.
+            computed: a line saying when and how the section's data was computed.
+        """
         anchor = f"s{len(self._sections) + 1}"
         self._sections.append((anchor, heading))
         self._parts.append(f'<h2 id="{anchor}">{html.escape(heading)}</h2>')
+        if computed:
+            self._parts.append(f'<p class="computed">{html.escape(computed)}</p>')
+
+    def stale(self, text: str) -> None:
+        """A highlighted warning: what follows (or what was left out) is not current."""
+        self._parts.append(f'<p class="stale">{html.escape(text)}</p>')
+
+    def card(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The summary card: rows of ``name``, ``value``, ``meaning``, ``verdict``
+        (``True`` pass, ``False`` fail, ``None`` no verdict, or a string) and ``computed``."""
+        body = []
+        for row in rows:
+            verdict = row.get("verdict")
+            if isinstance(verdict, str):
+                css, text = "none", verdict
+            else:
+                css, text = {True: ("pass", "pass"), False: ("fail", "fail")}.get(
+                    verdict, ("none", "–"))
+            body.append(
+                f"<tr><th scope=\"row\">{html.escape(str(row['name']))}</th>"
+                f"<td class=\"value\">{html.escape(str(row['value']))}</td>"
+                f"<td class=\"verdict {css}\">{html.escape(text)}</td>"
+                f"<td class=\"meaning\">{html.escape(str(row.get('meaning', '')))}"
+                + (f"<br><span class=\"note\">{html.escape(str(row['computed']))}</span>"
+                   if row.get("computed") else "")
+                + "</td></tr>"
+            )
+        head = "<tr><th>quantity</th><th>value</th><th>verdict</th><th>what it means</th></tr>"
+        self._parts.append(f'<div class="card"><table><thead>{head}</thead><tbody>'
+                           + "".join(body) + "</tbody></table></div>")
+
+    def open_details(self, summary: str) -> None:
+        """Fold what follows (until :meth:`close_details`) in a closed ``<details>``."""
+        self._parts.append(f"<details><summary>{html.escape(summary)}</summary>")
+
+    def close_details(self) -> None:
+        self._parts.append("</details>")
 
     def subheading(self, text: str) -> None:
         self._parts.append(f"<h3>{html.escape(text)}</h3>")
@@ -152,7 +212,8 @@ class HtmlReport:
             + "</tr>"
             for row in rows
         )
-        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        table = (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+                 f"<tbody>{body}</tbody></table></div>")
         if collapsed:
             table = f"<details><summary>{html.escape(collapsed)}</summary>{table}</details>"
         self._parts.append(table)

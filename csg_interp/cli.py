@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "explain",
     "localize",
     "detect",
+    "atlas",
     "report",
     "export",
     "demo",

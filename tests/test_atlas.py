@@ -82,7 +82,9 @@ def _brute_force_top(pooled: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarr
     """Sort all N scores per filter: decreasing score, ties to the lower index (np.lexsort)."""
     scores = pooled.numpy()
     n = scores.shape[0]
-    order = np.stack([np.lexsort((np.arange(n), -scores[:, f]))[:k] for f in range(scores.shape[1])])
+    order = np.stack(
+        [np.lexsort((np.arange(n), -scores[:, f]))[:k] for f in range(scores.shape[1])]
+    )
     return order, np.take_along_axis(scores.T, order, axis=1)
 
 
@@ -119,7 +121,8 @@ def test_atlas_peak_region_box_and_serving_by_hand():
     assert float(atlas.region_fraction[2, 0]) == 0.0  # t = 100: empty region, zero box
     assert atlas.boxes[2, 0].tolist() == [0.0, 0.0, 0.0, 0.0]
     assert atlas.labels[0].tolist() == [0, 1] and atlas.predictions[0].tolist() == [0, 1]
-    # Serving: G = [[1, 0, 0.5], [0, 1, 1]] → class 0: filters 0 then 2; class 1: 1, 2 (tie → index).
+    # Serving: G = [[1, 0, 0.5], [0, 1, 1]] → class 0: filters 0 then 2; class 1: 1, 2 (a tie:
+    # the lower index first).
     assert atlas.filters_of(0) == [0, 2]
     assert atlas.filters_of(1) == [1, 2]
     with pytest.raises(ValueError, match="no MI matrix"):

@@ -474,7 +474,8 @@ def filter_atlas(
     image_size = tuple(int(v) for v in data[0][0].shape[-2:])
     pad = top_k - kept
     if pad:
-        best["scores"] = torch.cat([best["scores"], torch.full((num_filters, pad), float("nan"))], 1)
+        nan = torch.full((num_filters, pad), float("nan"))
+        best["scores"] = torch.cat([best["scores"], nan], 1)
         for name in ("indices", "labels", "predictions"):
             best[name] = torch.cat(
                 [best[name], torch.full((num_filters, pad), -1, dtype=torch.long)], 1

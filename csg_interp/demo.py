@@ -37,7 +37,7 @@ def stage_evaluate(ctx: DemoContext) -> None:
     """Entanglement metrics (issue 4): accuracy, MIS, its ceiling and L1-density of the CSG run
     against the STD run, MI on 2k test images (500 with ``--quick``). Writes each run's
     ``metrics.json`` and prints the STD-vs-CSG table."""
-    from csg_interp.commands.evaluate import format_evaluation
+    from csg_interp.workflows.evaluate import format_evaluation
     from csg_interp.metrics.runs import evaluate_run
 
     if "csg" not in ctx.runs:

@@ -24,8 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from csg_interp.metrics.evaluation import compare_metrics, summarize  # noqa: E402
-from csg_interp.metrics.runs import DEFAULT_TARGETS  # noqa: E402
-from csg_interp.commands.evaluate import format_value as _fmt  # noqa: E402
+from csg_interp.workflows.evaluate import DEFAULT_TARGETS  # noqa: E402
+from csg_interp.workflows.evaluate import format_value as _fmt  # noqa: E402
 
 
 def _mean_std(summary: dict, key: str, digits: int = 4) -> str:

@@ -20,7 +20,12 @@ __all__ = ["atomic_writer", "write_bytes_atomic", "write_json_atomic", "write_te
 
 @contextlib.contextmanager
 def atomic_writer(
-    path: str | os.PathLike, mode: str = "wb", *, fsync: bool = False, encoding: str | None = None
+    path: str | os.PathLike,
+    mode: str = "wb",
+    *,
+    fsync: bool = False,
+    encoding: str | None = None,
+    newline: str | None = None,
 ) -> Iterator[IO[Any]]:
     """A stream to a temporary file that replaces ``path`` when the block ends without error.
 
@@ -29,6 +34,7 @@ def atomic_writer(
         mode: ``"wb"`` (bytes) or ``"w"`` (text).
         fsync: flush the data to disk before the rename.
         encoding: the text encoding in ``"w"`` mode (default UTF-8).
+        newline: passed to :func:`open` in ``"w"`` mode (``""`` for the :mod:`csv` module).
 
     Yields:
         The open stream. If the block raises, the temporary file is removed, ``path`` is left
@@ -48,7 +54,7 @@ def atomic_writer(
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        options = {"encoding": encoding or "utf-8"} if mode == "w" else {}
+        options = {"encoding": encoding or "utf-8", "newline": newline} if mode == "w" else {}
         with os.fdopen(handle, mode, **options) as stream:
             yield stream
             if fsync:

@@ -23,7 +23,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-samples", type=int, default=None,
                         help="stratified cap on the samples of the MI figures (compare at equal N)")
     parser.add_argument("--checkpoint", default="last", choices=["last", "best"])
-    parser.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--data-root", default=None, help="the data set's folder, if it moved")
     parser.add_argument("--jobs", type=int, default=-1,
                         help="parallel MI workers over classes (-1: all cores; values do not change)")
@@ -37,51 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-def format_value(value: object, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def format_evaluation(result: dict) -> str:
-    """The table ``evaluate`` prints, from an ``evaluate_run`` result (with or without baseline)."""
-    rows = [("accuracy", "accuracy"), ("MIS", "mis"), ("MIS (normalised)", "mis_normalized"),
-            ("MI ceiling", "mi_ceiling"), ("L1-density", "l1_density"),
-            ("gate/MI agreement", "gate_mi_agreement")]  # fmt: skip
-    base = result.get("baseline")
-    lines = [f"{result['split']} split, N = {result['n']} (MI on {result['n_mi']})"]
-    header = f"{'':20} {result['kind'].upper() + ' ' + str(result['run_dir']):>28}"
-    if base:
-        header += f" {base['kind'].upper() + ' ' + str(base['run_dir']):>28}"
-    lines.append(header)
-    for label, key in rows:
-        line = f"{label:20} {format_value(result.get(key)):>28}"
-        if base:
-            line += f" {format_value(base.get(key)):>28}"
-        lines.append(line)
-    if base:
-        comparison = result["comparison"]
-        lines.append(
-            f"MIS ratio {format_value(comparison['mis_ratio'], 3)}, gap to the STD ceiling "
-            f"closed {format_value(comparison['gap_closed'], 3)}, accuracy "
-            f"{comparison['delta_accuracy_points']:+.2f} points"
-        )
-    lines.append(f"filters per class (MI argmax): {result['filters_per_class_mi']}")
-    if result.get("filters_per_class_gate"):
-        lines.append(f"filters per class (gate argmax): {result['filters_per_class_gate']}")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
-    from csg_interp.metrics.runs import evaluate_run
+    from csg_interp.workflows import evaluate_run
 
     result = evaluate_run(
         args.run_dir, args.split, baseline=args.baseline, max_samples=args.max_samples,
         checkpoint=args.checkpoint, device=args.device, data_root=args.data_root,
         n_jobs=args.jobs, recompute=args.recompute,
     )  # fmt: skip
-    print(format_evaluation(result))
+    print(result.summary())
     print(f"wrote {args.run_dir}/metrics.json")
     return 0

@@ -25,23 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from csg_interp.metrics.runs import run_filter_table
+    from csg_interp.workflows import filters_run
 
-    table, csv_path, json_path = run_filter_table(
+    result = filters_run(
         args.run_dir, args.split, out=args.out, max_samples=args.max_samples,
         checkpoint=args.checkpoint, device=args.device, data_root=args.data_root,
         n_jobs=args.jobs, recompute=args.recompute,
     )  # fmt: skip
-    names = table.class_names
-    by_mi = table.counts("mi")
-    has_gate = table.rows and table.rows[0]["gate_class"] is not None
-    by_gate = table.counts("gate") if has_gate else None
-    print(f"{'class':>14} {'filters (MI)':>13} {'filters (gate)':>15}")
-    for c, name in enumerate(names):
-        gate_count = str(by_gate[c]) if by_gate else "–"
-        print(f"{name:>14} {by_mi[c]:>13} {gate_count:>15}")
-    if has_gate:
-        agree = sum(bool(r["agree"]) for r in table.rows)
-        print(f"gate and MI agree on {agree} of {len(table)} filters")
-    print(f"wrote {csv_path} and {json_path}")
+    print(result.summary())
     return 0

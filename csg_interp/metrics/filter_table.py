@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from csg_interp._utils.io import atomic_writer, write_text_atomic
+
 from .scores import _check_matrix
 
 __all__ = ["FilterTable", "filter_table"]
@@ -64,7 +66,7 @@ class FilterTable:
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write the table as CSV (one row per filter); returns the path."""
         path = Path(path)
-        with path.open("w", newline="") as handle:
+        with atomic_writer(path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self.columns)
             writer.writeheader()
             for row in self.rows:
@@ -75,8 +77,7 @@ class FilterTable:
         """Write ``{"class_names": [...], "columns": [...], "rows": [...]}``; returns the path."""
         path = Path(path)
         payload = {"class_names": self.class_names, "columns": self.columns, "rows": self.rows}
-        path.write_text(json.dumps(payload, indent=1))
-        return path
+        return write_text_atomic(path, json.dumps(payload, indent=1))
 
 
 def filter_table(

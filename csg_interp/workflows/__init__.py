@@ -1,0 +1,27 @@
+"""Run workflows: one module per thing a command does to a run directory.
+
+Each module defines ``<name>_run(run_dir, ...) -> <Name>Result``; the result is a dataclass
+with ``save(run_dir)`` (atomic), ``load(run_dir)`` and ``summary()`` (what the command prints).
+This layer sits above ``plotting``, ``applications``, ``attribution``, ``metrics`` and
+``training`` and below ``report`` and the command line (see ``docs/architecture.md``).
+
+Example:
+    >>> from csg_interp.workflows import evaluate_run
+    >>> result = evaluate_run("runs/csg", baseline="runs/std")  # doctest: +SKIP
+    >>> print(result.summary())  # doctest: +SKIP
+"""
+
+from ._result import RunResult
+from .compare import CompareResult, compare_run
+from .evaluate import EvaluateResult, evaluate_run
+from .filters import FiltersResult, filters_run
+
+__all__ = [
+    "CompareResult",
+    "EvaluateResult",
+    "FiltersResult",
+    "RunResult",
+    "compare_run",
+    "evaluate_run",
+    "filters_run",
+]

@@ -181,3 +181,39 @@ def test_atlas_errors_name_the_parameter():
         filter_atlas(net, X1, torch.zeros(3), mi=torch.zeros(3, 3))
     with pytest.raises(ValueError, match="forward_features"):
         filter_atlas(nn.Linear(2, 2), X1, torch.zeros(3))
+
+
+# ---------------------------------------------------------------- the Display
+def test_filter_atlas_display_grid_titles_and_outlines():
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from csg_interp.attribution import FilterAtlasDisplay
+
+    net = hand_net()
+    images = torch.cat([X1, torch.zeros(1, 1, 4, 4)]) / 15.0  # in [0, 1]
+    mi = torch.tensor([[0.3, 0.1, 0.2], [0.1, 0.2, 0.1]])
+    # t = 2 / 15 · s: filter 0 fires on x1 where its upsampled map >= 2; the zeros image is flat.
+    atlas = filter_atlas(net, images, torch.tensor([2.0, 1.0, 100.0]), mi=mi, top_k=2)
+    display = FilterAtlasDisplay.from_atlas(atlas, images, 0)
+    try:
+        assert display.filters == [0, 2]  # G[0] = [1, 0, 0.5]
+        assert display.axes_.shape == (2, 2)
+        assert display.axes_[0, 0].get_title() == "#0 f0\nG 1.00 · MI 0.3"
+        assert display.axes_[1, 0].get_title().endswith("G 0.50 · MI 0.2")
+        # Outlines: filter 0 on x1 only (A0 = 0 on the zeros image, filter 2's t_k = 100).
+        assert len(display.outlines_) == 1
+        assert "Class 0" in display.caption and "t_k" in display.caption
+        # Loaded from JSON (no maps): the saved box is drawn instead of a contour.
+        loaded = FilterAtlas.from_dict(atlas.to_dict())
+        boxed = FilterAtlasDisplay.from_atlas(loaded, dict(enumerate(images)), 1, by="mi")
+        assert boxed.filters == [1] and len(boxed.outlines_) == 2
+        with pytest.raises(ValueError, match="no filter serves class 1 by gate"):
+            FilterAtlasDisplay(filter_atlas(net, images, torch.zeros(3), gate=torch.zeros(2, 3)),
+                               images, 1)  # fmt: skip
+        with pytest.raises(ValueError, match="need 4 axes"):
+            display.plot(axes=plt.subplots(1, 2)[1])
+    finally:
+        plt.close("all")

@@ -41,6 +41,7 @@ from .localization import (
 from .displays import (
     AttributionOverlayDisplay,
     ClassFiltersDisplay,
+    FilterAtlasDisplay,
     GateHeatmapDisplay,
     GateWeightPanelsDisplay,
     MIComparisonDisplay,
@@ -85,6 +86,7 @@ __all__ = [
     "sanity_check",
     "AttributionOverlayDisplay",
     "ClassFiltersDisplay",
+    "FilterAtlasDisplay",
     "GateHeatmapDisplay",
     "GateWeightPanelsDisplay",
     "MIComparisonDisplay",

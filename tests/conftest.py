@@ -19,8 +19,11 @@ def _seed_everything():
     yield
 
 
-TINY_DIGITS_OPTIONS = dict(  # lam pinned: the tiny pair predates the scratch preset's 1e-2
-    dataset="digits", model="smallcnn", epochs=3, batch_size=32, gate_lr=0.1, lam=1e-3, seed=0
+# The tiny pair pins the recipe it was made with (Adam 1e-3, MultiStepLR, λ 1e-3), so the figures
+# and baselines built on it keep their values when the scratch preset moves.
+TINY_DIGITS_OPTIONS = dict(
+    dataset="digits", model="smallcnn", epochs=3, batch_size=32, gate_lr=0.1, lam=1e-3, seed=0,
+    optimizer="adam", lr=1e-3, csg_lr=1e-3, weight_decay=0.0, lr_schedule="multistep",
 )
 
 

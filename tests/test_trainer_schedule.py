@@ -45,7 +45,9 @@ def test_reference_std_baseline_decays_after_epochs_59_89_119():
 @pytest.mark.parametrize("gate_decay", [True, False])
 def test_learning_rates_equal_multisteplr_stepped_in_own_epochs(preset, gate_decay):
     """Our closed form equals one torch MultiStepLR per optimiser that steps at the end of its epochs."""
-    config = TrainConfig(preset=preset, epochs=40, gate_decay=gate_decay).resolved()
+    config = TrainConfig(
+        preset=preset, epochs=40, gate_decay=gate_decay, lr_schedule="multistep"
+    ).resolved()
     plan = EpochSchedule(config)
     optimizers = {
         "std": torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr),

@@ -16,8 +16,8 @@ HELP = "train a CSG network or its STD twin (--no-gate) into a run directory"
 PRESET_HELP: dict[str, tuple[str, str]] = {
     "epochs": ("12", "151"),
     "batch_size": ("128", "32"),
-    "lr": ("0.001", "1e-05"),
-    "csg_lr": ("0.001", "0.001"),
+    "lr": ("0.2", "1e-05"),
+    "csg_lr": ("0.2", "0.001"),
     "gate_lr": ("0.05", "0.001"),
     "lam": ("0.01", "0.001"),
     "tau": ("0.1", "0.2"),
@@ -29,6 +29,13 @@ PRESET_HELP: dict[str, tuple[str, str]] = {
     "std_stages": ("all", "2"),
     "csg_stages": ("1", "1"),
     "gate_decay": ("False", "True"),
+    "optimizer": ("sgd", "adam"),
+    "momentum": ("0.9", "0.9"),
+    "nesterov": ("True", "False"),
+    "weight_decay": ("0.0005", "0.0"),
+    "lr_schedule": ("onecycle", "multistep"),
+    "lr_warmup": ("0.25", "0.0"),
+    "label_smoothing": ("0.0", "0.0"),
 }
 
 
@@ -118,7 +125,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=P("batch_size"), help="images per step")
-    opt.add_argument("--lr", type=float, default=P("lr"), help="STD-path learning rate")
+    opt.add_argument("--optimizer", default=P("optimizer"), choices=["sgd", "adam", "adamw"],
+                     help="optimiser of the backbone and head (the gate always uses Adam)")
+    opt.add_argument("--momentum", type=float, default=P("momentum"),
+                     help="SGD momentum / Adam β1 (onecycle cycles it over ± 0.05)")
+    opt.add_argument("--nesterov", default=P("nesterov"), action=argparse.BooleanOptionalAction,
+                     help="Nesterov momentum (sgd)")
+    opt.add_argument("--weight-decay", type=float, default=P("weight_decay"),
+                     help="weight decay of conv/linear weights (not BatchNorm, biases or the gate)")
+    opt.add_argument("--lr-schedule", default=P("lr_schedule"),
+                     choices=["multistep", "onecycle", "cosine"],
+                     help="learning-rate schedule, over each optimiser's own steps")
+    opt.add_argument("--lr-warmup", type=float, default=P("lr_warmup"),
+                     help="fraction of each optimiser's steps warming the lr up (onecycle, cosine)")
+    opt.add_argument("--label-smoothing", type=float, default=P("label_smoothing"),
+                     help="label smoothing of every cross-entropy, in [0, 1)")
+    opt.add_argument("--lr", type=float, default=P("lr"),
+                     help="STD-path learning rate (the peak for onecycle/cosine)")
     opt.add_argument("--csg-lr", type=float, default=P("csg_lr"),
                      help="CSG-path learning rate of the backbone/head parameters")
     opt.add_argument("--gate-lr", type=float, default=P("gate_lr"), help="gate learning rate")
@@ -133,7 +156,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--align", default=P("align"), choices=["start", "end"],
                      help="phases counted from epoch 0 (start) or so that the last epoch is CSG (end)")
     opt.add_argument("--milestones", type=float, nargs="+", default=P("milestones"),
-                     help="lr × gamma at these fractions of (epochs − 1), in each path's own epochs")
+                     help="multistep: lr × gamma at these fractions of (epochs − 1), in each "
+                     "path's own epochs")
     opt.add_argument("--gamma", type=float, default=0.1, help="learning-rate decay factor")
     opt.add_argument("--std-stages", type=_stages, default=P("std_stages"),
                      help="what the STD path trains: 'all' or the last N stages + head")
@@ -172,7 +196,8 @@ _CONFIG_FIELDS = (
     "batch_size", "lr", "csg_lr", "gate_lr", "lam", "csg_weight", "tau", "warmup", "period",
     "csg_from", "align", "milestones", "gamma", "std_stages", "csg_stages", "gate_decay",
     "projection", "gate_init", "data_options", "freeze_bn", "amp", "channels_last", "workers",
-    "gate_only", "model_options",
+    "gate_only", "model_options", "optimizer", "momentum", "nesterov", "weight_decay", "lr_schedule", "lr_warmup",
+    "label_smoothing",
 )  # fmt: skip
 
 
@@ -205,6 +230,8 @@ def _resume_config(args: argparse.Namespace):
     changes = {name: getattr(args, name) for name in sorted(explicit)}
     if changes.get("data_options") is not None:
         changes["data_options"] = dict(changes["data_options"])
+    if changes.get("model_options") is not None:
+        changes["model_options"] = dict(changes["model_options"])
     return resume_config(args.out, **changes)
 
 
@@ -213,13 +240,16 @@ def run(args: argparse.Namespace) -> int:
 
     from csg_interp.training import fit
 
-    from csg_interp.errors import check_threads
+    from csg_interp.errors import InvalidParameterError, check_threads
 
     if args.threads is not None:
         torch.set_num_threads(check_threads(args.threads))
     config = _resume_config(args) if args.resume else None
     if config is None:
-        config = config_from_args(args).resolved()
+        try:
+            config = config_from_args(args).resolved()
+        except ValueError as error:  # an option the config rejects: a usage error (exit 2)
+            raise InvalidParameterError(str(error)) from error
     from csg_interp.training.distributed import fit_distributed, is_torchrun
 
     if is_torchrun():  # torchrun with N > 1 processes: DDP; rank 0 writes the run and prints

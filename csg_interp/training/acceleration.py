@@ -75,17 +75,20 @@ class MixedPrecision:
         """``loss.backward()``, scaled under fp16."""
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def step(self, optimizer: torch.optim.Optimizer) -> bool:
-        """``optimizer.step()`` (unscaled and skipped on inf/NaN gradients under fp16).
+    def step(self, *optimizers: torch.optim.Optimizer) -> bool:
+        """``optimizer.step()`` for each optimiser of one training step (under fp16: unscaled,
+        skipped on inf/NaN gradients, and the scale updated once after all of them).
 
         Returns:
             Whether the step was taken (always ``True`` without fp16).
         """
         if self.scaler is None:
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
             return True
         scale = self.scaler.get_scale()
-        self.scaler.step(optimizer)
+        for optimizer in optimizers:
+            self.scaler.step(optimizer)
         self.scaler.update()
         return self.scaler.get_scale() >= scale  # the scale drops only when a step is skipped
 

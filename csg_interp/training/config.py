@@ -4,28 +4,33 @@ A :class:`TrainConfig` holds only JSON primitives so it round-trips through ``co
 Fields left at ``None`` take their preset's value in :meth:`TrainConfig.resolved`; the resolved
 config is what a run records and what ``--resume`` compares against.
 
-Presets (sources: ../shared/reference/csg-method.md §2/§4 for ``reference``,
-../shared/reference/prototype-findings.md for ``scratch``):
+Presets (docs/method.md describes the reference code; docs/training.md why ``scratch`` is what
+it is). ``scratch`` changed with config schema 2; a ``config.json`` without a ``schema`` key was
+written before and resolves with the schema-1 values, so an old run keeps its meaning:
 
-============== ============================= ==============================================
-field          ``reference`` (verbatim code) ``scratch`` (default, from-scratch training)
-============== ============================= ==============================================
-epochs         151 (indices 0..150)          12
-batch_size     32                            128
-lr (STD path)  1e-5                          1e-3
-csg_lr         1e-3 (``lr_reg``)             1e-3
-gate_lr        1e-3                          5e-2 (issue 4's sweep; 1e-2 before)
-lam (λ)        1e-3                          1e-2 (issue 4's sweep; 1e-3 before)
-tau (τ)        0.2                           0.1
-warmup         10                            round(epochs / 6) (alternate), 0 (joint)
-period         3                             3
-csg_from       2 (CSG iff epoch % 3 ≥ 2)     2
-align          ``start``                     ``end`` (the last epoch is a CSG epoch)
-milestones     0.4/0.6/0.8 of (epochs − 1)   0.4/0.6/0.8 of (epochs − 1)
-std_stages     2 (layer3, layer4 + fc)       ``all``
-csg_stages     1 (layer4 + fc + gate)        1
-gate_decay     True                          False
-============== ============================= ==============================================
+=============== ============================ ======================== ==========================
+field           ``reference`` (verbatim)     ``scratch``, schema 2     ``scratch``, schema 1
+=============== ============================ ======================== ==========================
+epochs          151 (indices 0..150)         12                        12
+batch_size      32                           128                       128
+optimizer       adam                         sgd (Nesterov, 0.9)       adam
+weight_decay    0                            5e-4 (not BN/bias/gate)   0
+lr_schedule     multistep                    onecycle (warm-up 0.25)   multistep
+lr (STD path)   1e-5                         0.2 (peak)                1e-3
+csg_lr          1e-3 (``lr_reg``)            0.2 (peak)                1e-3
+label_smoothing 0                            see ``_SCRATCH``          0
+gate_lr         1e-3                         5e-2 (Adam, constant)     5e-2
+lam (λ)         1e-3                         1e-2                      1e-2
+tau (τ)         0.2                          0.1                       0.1
+warmup          10                           round(epochs / 6)         round(epochs / 6)
+period          3                            3                         3
+csg_from        2 (CSG iff epoch % 3 ≥ 2)    2                         2
+align           ``start``                    ``end``                   ``end``
+milestones      0.4/0.6/0.8 of (epochs − 1)  (multistep only)          0.4/0.6/0.8
+std_stages      2 (layer3, layer4 + fc)      ``all``                   ``all``
+csg_stages      1 (layer4 + fc + gate)       1                         1
+gate_decay      True                         False                     False
+=============== ============================ ======================== ==========================
 """
 
 from __future__ import annotations
@@ -41,10 +46,22 @@ from typing import Any
 from .acceleration import AMP_MODES
 from .gate import PROJECTIONS
 
-__all__ = ["TrainConfig", "PRESETS", "SCHEDULES", "RESUME_MUTABLE_FIELDS"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "SCHEDULES",
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "CONFIG_SCHEMA",
+    "RESUME_MUTABLE_FIELDS",
+]
 
 PRESETS: tuple[str, ...] = ("scratch", "reference")
 SCHEDULES: tuple[str, ...] = ("alternate", "joint")
+LR_SCHEDULES: tuple[str, ...] = ("multistep", "onecycle", "cosine")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
+#: The version of ``config.json``: 1 (no ``schema`` key) = before the one-cycle recipe, 2 = now.
+CONFIG_SCHEMA = 2
 ALIGNS: tuple[str, ...] = ("start", "end")
 AUGMENTS: tuple[str, ...] = ("none", "flip", "shift", "flip_shift")
 
@@ -69,15 +86,21 @@ _REFERENCE: dict[str, Any] = {
     "std_stages": 2,
     "csg_stages": 1,
     "gate_decay": True,
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 0.0,
+    "lr_schedule": "multistep",
+    "lr_warmup": 0.0,
+    "label_smoothing": 0.0,
 }
 
-_SCRATCH: dict[str, Any] = {
+#: ``scratch`` as it was up to config schema 1 (Adam, MultiStepLR): what old runs resolve to.
+_SCRATCH_V1: dict[str, Any] = {
     "epochs": 12,
     "batch_size": 128,
     "lr": 1e-3,
     "csg_lr": 1e-3,
-    # gate_lr 5e-2 and lam 1e-2: the settings that met issue 4's bar on Fashion-MNIST (3 seeds,
-    # experiments/README.md); with 1e-2 / 1e-3 the gate stayed at density ~0.2 in short runs.
     "gate_lr": 5e-2,
     "lam": 1e-2,
     "tau": 0.1,
@@ -89,9 +112,35 @@ _SCRATCH: dict[str, Any] = {
     "std_stages": "all",
     "csg_stages": 1,
     "gate_decay": False,
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 0.0,
+    "lr_schedule": "multistep",
+    "lr_warmup": 0.0,
+    "label_smoothing": 0.0,
 }
 
-_PRESET_VALUES = {"reference": _REFERENCE, "scratch": _SCRATCH}
+#: ``scratch`` from config schema 2: SGD-Nesterov with a one-cycle learning rate (peak 0.2, a
+#: quarter of each optimiser's own steps warming up), weight decay 5e-4 on weights only; the
+#: gate keeps Adam 5e-2 (constant), λ 1e-2, τ 0.1 (docs/training.md has the measurements).
+_SCRATCH: dict[str, Any] = {
+    **_SCRATCH_V1,
+    "lr": 0.2,
+    "csg_lr": 0.2,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "nesterov": True,
+    "weight_decay": 5e-4,
+    "lr_schedule": "onecycle",
+    "lr_warmup": 0.25,
+    "label_smoothing": 0.0,
+}
+
+_PRESET_VALUES: dict[int, dict[str, dict[str, Any]]] = {
+    1: {"reference": _REFERENCE, "scratch": _SCRATCH_V1},
+    2: {"reference": _REFERENCE, "scratch": _SCRATCH},
+}
 
 
 def _scratch_warmup(epochs: int, schedule: str) -> int:
@@ -169,11 +218,34 @@ class TrainConfig:
         gate_only: train only the gate of the trained network given by ``weights``: every epoch
             is a CSG epoch, every other parameter and every BatchNorm statistic stays fixed
             (post-hoc differentiation, docs/training-at-scale.md).
+        optimizer: the optimiser of the backbone and head parameters, ``sgd`` (momentum
+            ``momentum``, Nesterov when ``nesterov``), ``adam`` or ``adamw`` (preset). The gate
+            is always stepped by Adam with its own learning rate ``gate_lr`` (docs/training.md).
+        momentum: SGD's momentum, Adam's and AdamW's β₁ (the gate's Adam keeps β₁ = 0.9); with
+            ``lr_schedule="onecycle"`` it cycles between ``momentum − 0.05`` and
+            ``momentum + 0.05`` against the learning rate, as
+            ``torch.optim.lr_scheduler.OneCycleLR`` does by default (preset).
+        nesterov: Nesterov momentum for ``sgd`` (preset).
+        weight_decay: L2 weight decay of the convolution and linear weights; BatchNorm
+            parameters, biases and the gate get none (preset). ``adamw`` decouples it.
+        lr_schedule: how each optimiser's learning rate moves over its own steps:
+            ``multistep`` (× ``gamma`` at ``milestones``, per own epoch, the reference code's),
+            ``onecycle`` (cosine warm-up from lr/25 to lr over ``lr_warmup`` of the steps, then
+            cosine annealing to lr/25e4, ``OneCycleLR``'s shape) or ``cosine`` (linear warm-up over
+            ``lr_warmup`` of the steps, then cosine annealing to 0) (preset).
+        lr_warmup: fraction in [0, 1) of each optimiser's own steps spent warming its learning
+            rate up (``onecycle`` and ``cosine``; preset).
+        label_smoothing: label smoothing ε of every cross-entropy (STD and CSG paths; the
+            ``torch.nn.functional.cross_entropy`` argument), in [0, 1) (preset).
+        schema: the ``config.json`` schema; a file without one was written before schema 2 and
+            its preset fields resolve with the values of that time.
 
     Example:
         >>> config = TrainConfig(dataset="digits", model="smallcnn", epochs=6).resolved()
         >>> config.gate_lr, config.lam, config.tau, config.warmup
         (0.05, 0.01, 0.1, 1)
+        >>> config.optimizer, config.lr_schedule, config.lr
+        ('sgd', 'onecycle', 0.2)
     """
 
     dataset: str = "fashion-mnist"
@@ -218,6 +290,14 @@ class TrainConfig:
     channels_last: bool = False
     workers: int = 0
     gate_only: bool = False
+    optimizer: str | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    weight_decay: float | None = None
+    lr_schedule: str | None = None
+    lr_warmup: float | None = None
+    label_smoothing: float | None = None
+    schema: int = CONFIG_SCHEMA
     _resolved: bool = field(default=False, repr=False, compare=False)
 
     # ----------------------------------------------------------------- presets
@@ -229,9 +309,14 @@ class TrainConfig:
         """
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
+        if self.schema not in _PRESET_VALUES:
+            raise ValueError(
+                f"config schema {self.schema!r} is not known to this version of csg_interp "
+                f"(known: {', '.join(map(str, _PRESET_VALUES))}); upgrade csg_interp to read it"
+            )
         values = dataclasses.asdict(self)
         values.pop("_resolved")
-        for key, default in _PRESET_VALUES[self.preset].items():
+        for key, default in _PRESET_VALUES[self.schema][self.preset].items():
             if values[key] is None:
                 values[key] = default
         if values["warmup"] is None:
@@ -323,6 +408,32 @@ class TrainConfig:
             raise ValueError(f"data_options must be a dict of loader options, got {self.data_options!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"unknown lr_schedule {self.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}"
+            )
+        if not (math.isfinite(self.lr_warmup) and 0.0 <= self.lr_warmup < 1.0):
+            raise ValueError(
+                "lr_warmup is the fraction of each optimiser's steps spent warming up and must "
+                f"lie in [0, 1) (a warm-up no longer than the run), got {self.lr_warmup}"
+            )
+        if not (math.isfinite(self.label_smoothing) and 0.0 <= self.label_smoothing < 1.0):
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0.0):
+            raise ValueError(f"weight_decay must be a finite number ≥ 0, got {self.weight_decay}")
+        if not (math.isfinite(self.momentum) and 0.0 <= self.momentum < 1.0):
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if self.optimizer == "sgd" and self.nesterov and self.momentum <= 0:
+            raise ValueError("nesterov needs a momentum > 0; set momentum or nesterov=False")
+        if self.lr_schedule == "onecycle" and not 0.05 <= self.momentum <= 0.95:
+            raise ValueError(
+                "with lr_schedule 'onecycle' the momentum cycles over momentum ± 0.05 and must "
+                f"lie in [0.05, 0.95], got {self.momentum}"
+            )
 
     # ------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict[str, Any]:
@@ -345,6 +456,8 @@ class TrainConfig:
                 f"unknown training option(s): {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
+        values = dict(values)
+        values.setdefault("schema", 1)  # written before the schema existed: the old presets
         config = cls(**values)
         return config.resolved() if resolve else config
 

@@ -1,10 +1,12 @@
-"""The three training objectives (csg-method §2), built on the gate's own hinge.
+"""The three training objectives (``docs/method.md`` §2), built on the gate's own hinge.
 
 * STD epoch: ``CE(std_logits, y)``.
 * CSG epoch: ``CE(csg_logits, y) + λ · max(0, ‖G‖₁ − τ·C·K)`` (the reference code).
 * joint (the paper's objective, a variant here): ``CE(std) + λ₁·CE(csg) + λ·hinge``.
 
-The hinge itself is :func:`csg_interp.training.sparsity_hinge`; nothing is redefined here.
+The hinge itself is :func:`csg_interp.training.sparsity_hinge`; nothing is redefined here. Every
+cross-entropy takes ``label_smoothing`` (``torch.nn.functional.cross_entropy``'s ε; 0, the
+default, is the plain cross-entropy).
 """
 
 from __future__ import annotations
@@ -37,19 +39,24 @@ class LossTerms:
     hinge: Tensor | None = None
 
 
-def std_objective(std_logits: Tensor, labels: Tensor) -> LossTerms:
+def std_objective(std_logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> LossTerms:
     """STD-epoch loss ``CE(std_logits, y)``.
 
     Example:
         >>> std_objective(torch.zeros(2, 4), torch.tensor([0, 3])).total
         tensor(1.3863)
     """
-    ce = F.cross_entropy(std_logits, labels)
+    ce = F.cross_entropy(std_logits, labels, label_smoothing=label_smoothing)
     return LossTerms(total=ce, ce_std=ce)
 
 
 def csg_objective(
-    csg_logits: Tensor, labels: Tensor, gate: Tensor, lam: float, tau: float
+    csg_logits: Tensor,
+    labels: Tensor,
+    gate: Tensor,
+    lam: float,
+    tau: float,
+    label_smoothing: float = 0.0,
 ) -> LossTerms:
     """CSG-epoch loss ``CE(csg_logits, y) + lam · max(0, ‖G‖₁ − tau·C·K)``.
 
@@ -59,6 +66,7 @@ def csg_objective(
         gate: the C×K gate matrix (``net.gate.weight``).
         lam: λ.
         tau: τ, the density bound.
+        label_smoothing: ε of the cross-entropy.
 
     Example:
         >>> logits, labels, gate = torch.zeros(2, 2), torch.tensor([0, 1]), torch.ones(2, 3)
@@ -66,7 +74,7 @@ def csg_objective(
         >>> round(float(terms.hinge), 4), round(float(terms.total), 4)
         (1.5, 2.1931)
     """
-    ce = F.cross_entropy(csg_logits, labels)
+    ce = F.cross_entropy(csg_logits, labels, label_smoothing=label_smoothing)
     hinge = lam * sparsity_hinge(gate, tau)
     return LossTerms(total=ce + hinge, ce_csg=ce, hinge=hinge)
 
@@ -79,6 +87,7 @@ def joint_objective(
     lam: float,
     tau: float,
     csg_weight: float = 1.0,
+    label_smoothing: float = 0.0,
 ) -> LossTerms:
     """The paper's joint objective ``CE(std) + csg_weight·CE(csg) + lam·hinge`` (one step).
 
@@ -88,8 +97,8 @@ def joint_objective(
         >>> round(float(t.total), 4)  # 3 · ln 2
         2.0794
     """
-    ce_std = F.cross_entropy(std_logits, labels)
-    ce_csg = F.cross_entropy(csg_logits, labels)
+    ce_std = F.cross_entropy(std_logits, labels, label_smoothing=label_smoothing)
+    ce_csg = F.cross_entropy(csg_logits, labels, label_smoothing=label_smoothing)
     hinge = lam * sparsity_hinge(gate, tau)
     total = ce_std + csg_weight * ce_csg + hinge
     return LossTerms(total=total, ce_std=ce_std, ce_csg=ce_csg, hinge=hinge)

@@ -14,7 +14,7 @@ hooks:
 
 Freezing uses optimiser parameter groups: each path's optimiser holds exactly the parameters it
 trains; parameters that no path trains get ``requires_grad=False`` once, at construction, and
-never change afterwards. BatchNorm stays in train mode everywhere (csg-method §1).
+never change afterwards. BatchNorm stays in train mode everywhere (``docs/method.md`` §1).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from .interrupt import InterruptGuard
 from .data import load_bundle
 from .losses import LossTerms, csg_objective, joint_objective, std_objective
 from .runs import Run, build_net, load_run, net_meta, scope_parameters
+from .optim import make_optimizer, weight_decay_groups
 from .schedule import EpochSchedule
 
 __all__ = [
@@ -198,6 +199,7 @@ class Trainer:
         self.optimizers = self._build_optimizers()
         self.model = self.wrap_model(self.net)
         self.sampler = sampler if sampler is not None else self.make_sampler()
+        self.schedule = EpochSchedule(self.config, steps_per_epoch=self._steps_per_epoch())
         self.epochs_done = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": None, "val_acc": None}
@@ -226,44 +228,71 @@ class Trainer:
     def barrier(self) -> None:
         """Wait for every process (no-op in one process)."""
 
+    def _steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch in this process (batches of ≥ 2 samples)."""
+        n, size = len(self.sampler), self.config.batch_size
+        return max(n // size + (1 if n % size >= 2 else 0), 1)
+
     # ------------------------------------------------------------- optimisers
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c, net = self.config, self.net
         names = self.schedule.optimizer_names
-        std_params = scope_parameters(net, c.std_stages)
-        groups: dict[str, list[dict[str, Any]]] = {}
-        if names == ["std"]:
-            groups["std"] = [{"name": "backbone", "params": std_params, "lr": c.lr}]
-        elif names == ["joint"]:
-            groups["joint"] = [
-                {"name": "backbone", "params": std_params, "lr": c.lr},
-                {"name": "gate", "params": [net.gate.weight], "lr": c.gate_lr},
-            ]
-        else:
-            csg_params = scope_parameters(net, c.csg_stages)
-            groups["std"] = [{"name": "backbone", "params": std_params, "lr": c.lr}]
-            groups["csg"] = [
-                {"name": "backbone", "params": csg_params, "lr": c.csg_lr},
-                {"name": "gate", "params": [net.gate.weight], "lr": c.gate_lr},
-            ]
-        if c.gate_only:  # a frozen, trained network: only the gate learns
-            groups = {"csg": [{"name": "gate", "params": [net.gate.weight], "lr": c.gate_lr}]}
+        paths: dict[str, tuple[list[nn.Parameter], float]] = {}
+        if not c.gate_only:  # gate_only: a frozen, trained network; only the gate learns
+            paths[names[0]] = (scope_parameters(net, c.std_stages), c.lr)
+            if names == ["std", "csg"]:
+                paths["csg"] = (scope_parameters(net, c.csg_stages), c.csg_lr)
+        groups = {name: weight_decay_groups(params, lr, c.weight_decay)
+                  for name, (params, lr) in paths.items()}  # fmt: skip
+        gate_owner = names[-1] if c.gate else None  # the path whose steps train the gate
+        gate_group = (
+            {"name": "gate", "params": [net.gate.weight], "lr": c.gate_lr, "weight_decay": 0.0}
+            if gate_owner else None
+        )  # fmt: skip
         trained = {id(p) for gs in groups.values() for g in gs for p in g["params"]}
+        if gate_group is not None:
+            trained.add(id(net.gate.weight))
         for param in net.parameters():  # frozen once, never toggled
             if id(param) not in trained:
                 param.requires_grad_(False)
-        return {name: torch.optim.Adam(gs, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-                for name, gs in groups.items()}  # fmt: skip
+        optimizers = {name: make_optimizer(c, gs) for name, gs in groups.items()}
+        if gate_group is not None:
+            # The gate is always stepped by Adam: with an Adam backbone it is a group of the
+            # owner's optimiser (as before the SGD recipe), otherwise an Adam of its own that
+            # steps exactly when the owner steps.
+            if c.optimizer == "adam" and gate_owner in optimizers:
+                optimizers[gate_owner].add_param_group(gate_group)
+            elif c.optimizer == "adam":  # gate_only: the owner trains nothing else
+                optimizers[gate_owner] = torch.optim.Adam(
+                    [gate_group], betas=(0.9, 0.999), eps=1e-8
+                )
+            else:
+                optimizers["gate"] = torch.optim.Adam([gate_group], betas=(0.9, 0.999), eps=1e-8)
+        return optimizers
 
-    def _set_learning_rates(self, epoch: int) -> dict[str, float | None]:
-        rates = self.schedule.learning_rates(epoch)
+    def _set_learning_rates(self, epoch: int, step: int = 0) -> dict[str, float | None]:
+        rates = self.schedule.learning_rates(epoch, step)
+        per_step = self.config.lr_schedule != "multistep"
         for name, optimizer in self.optimizers.items():
+            momentum = self.schedule.momentum(name, epoch, step) if per_step and (
+                name != "gate"
+            ) else None
             for group in optimizer.param_groups:
                 if group["name"] == "gate":
                     group["lr"] = rates["gate"]
-                else:
-                    group["lr"] = rates["csg"] if name == "csg" else rates["std"]
+                    continue
+                group["lr"] = rates["csg"] if name == "csg" else rates["std"]
+                if momentum is not None:
+                    if "betas" in group:
+                        group["betas"] = (momentum, group["betas"][1])
+                    else:
+                        group["momentum"] = momentum
         return rates
+
+    def _optimizers_of(self, kind: str) -> list[torch.optim.Optimizer]:
+        """The optimisers stepped by one step of an epoch of ``kind``."""
+        names = [self.schedule.optimizer_for(kind)] + (["gate"] if kind != "std" else [])
+        return [self.optimizers[name] for name in names if name in self.optimizers]
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -311,23 +340,28 @@ class Trainer:
         with self.amp.autocast():  # --amp: forward and losses (losses stay float32)
             if kind == "std":
                 std_logits = self.model(images)
-                terms: LossTerms = std_objective(std_logits, labels)
+                terms: LossTerms = std_objective(std_logits, labels, c.label_smoothing)
             else:
                 std_logits, csg_logits = self.model(images, labels)
                 gate = self.net.gate.weight
                 if kind == "csg":
-                    terms = csg_objective(csg_logits, labels, gate, c.lam, c.tau)
+                    terms = csg_objective(
+                        csg_logits, labels, gate, c.lam, c.tau, c.label_smoothing
+                    )
                     with torch.no_grad():
-                        terms.ce_std = nn.functional.cross_entropy(std_logits, labels)
+                        terms.ce_std = nn.functional.cross_entropy(
+                            std_logits, labels, label_smoothing=c.label_smoothing
+                        )
                 else:
                     terms = joint_objective(
-                        std_logits, csg_logits, labels, gate, c.lam, c.tau, c.csg_weight
+                        std_logits, csg_logits, labels, gate, c.lam, c.tau, c.csg_weight,
+                        c.label_smoothing,
                     )
         loss = float(terms.total.detach())
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"the {kind} loss is {loss}")
         self.amp.backward(terms.total)
-        self.amp.step(self.optimizers[self.schedule.optimizer_for(kind)])
+        self.amp.step(*self._optimizers_of(kind))
         resets = self.net.gate.project_() if kind != "std" else 0
         with torch.no_grad():
             result = {
@@ -381,6 +415,8 @@ class Trainer:
                 images = augment_batch(images, self.augment, generator)
                 if self.config.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
+                if step:  # step 0's rates were set before the epoch
+                    self._set_learning_rates(epoch, step)
                 try:
                     parts = self.train_step(kind, images, labels)
                 except TrainingDivergedError as error:
@@ -507,6 +543,8 @@ class Trainer:
                 "kinds": self.schedule.kinds,
                 "csg_epochs": len(self.schedule.csg_epochs),
                 "milestone_steps": self.schedule.milestone_steps,
+                "lr_schedule": self.config.lr_schedule,
+                "steps_per_epoch": self.schedule.steps_per_epoch,
             },
             "best": dict(self.best),
             "result": result,

@@ -1,0 +1,220 @@
+"""STD vs CSG at full accuracy: full Fashion-MNIST, ResNet-8 16/32/64, the default recipe.
+
+Each run trains with the library's trainer (``csg_interp.training.Trainer``) into
+``experiments/runs/full/<variant>_s<seed>/`` and writes one JSON to
+``experiments/results/full/<variant>_s<seed>.json`` with:
+
+* per epoch: wall time since the start (training, the trainer's validation pass and checkpoint
+  writes; the probes below excluded), test accuracy, and the MIS of 2000 validation images
+  (stratified, the library's ``sorted`` path of the reference estimator) -- the "MIS along
+  training" curve;
+* at the end: the paper's protocol on the **whole 10k test split** with the reference estimator
+  (``mutual_info_classif(n_neighbors=3, random_state=0)``) and the same on the 5k validation
+  split (choices are made on validation);
+* the config, the git revision, torch's thread count and the load average.
+
+Resumable: a finished JSON is skipped; an unfinished run directory resumes from its ``last.pt``
+(the trainer's exact resume, so the curve's wall times then cover only the resumed part -- the
+JSON says so with ``"resumed": true``). Never run in CI.
+
+Usage::
+
+    python experiments/full_accuracy.py --variants std,csg --seeds 0,1,2
+    python experiments/full_accuracy.py --smoke          # 600 images, 2 epochs (tests)
+
+One training at a time on the 2-core machine: each run holds the lock file
+``$CSG_COMPUTE_LOCK`` (default ``/tmp/csg-compute.lock``) so that nothing heavy runs beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+#: Variants: TrainConfig overrides of the default (``scratch``) recipe. The paper's method is the
+#: default: alternating STD/CSG epochs with the preset's gate settings.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "std": {"gate": False},
+    "csg": {},
+    "std_ls": {"gate": False, "label_smoothing": 0.1},
+    "csg_ls": {"label_smoothing": 0.1},
+    "joint": {"schedule": "joint"},
+    "std_nowd": {"gate": False, "weight_decay": 0.0},
+    "csg_nowd": {"weight_decay": 0.0},
+    "std_adam": {"gate": False, "optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0},
+    "csg_adam": {"optimizer": "adam", "lr": 3e-3, "csg_lr": 3e-3, "weight_decay": 0.0},
+    "csg_2of3": {"csg_from": 1},
+    "csg_allstages": {"csg_stages": "all"},
+}
+
+
+def git_revision() -> dict[str, Any]:
+    root = HERE.parent
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no", "--", "csg_interp"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+        return {"revision": rev or None, "library_dirty": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None, "library_dirty": None}
+
+
+@contextlib.contextmanager
+def compute_lock():
+    """Hold the machine's compute lock (one heavy job at a time)."""
+    path = os.environ.get("CSG_COMPUTE_LOCK", "/tmp/csg-compute.lock")
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def make_trainer_class():
+    import numpy as np
+    import torch
+
+    from csg_interp.metrics import mutual_information_matrix, mi_score, stratified_subset
+    from csg_interp.metrics.features import extract_outputs
+    from csg_interp.training import Trainer
+    from csg_interp.training.trainer import evaluate_accuracy
+
+    class ProbedTrainer(Trainer):
+        """A trainer that also measures test accuracy and validation MIS after every epoch; the
+        probes' time is kept out of the wall-time curve."""
+
+        def __init__(self, *args: Any, mis_samples: int = 2000, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.curve: list[dict[str, Any]] = []
+            self.probe_seconds = 0.0
+            self.started = time.perf_counter()
+            labels = self.bundle.val.labels.numpy()
+            self.mis_index = torch.as_tensor(
+                stratified_subset(labels, min(mis_samples, labels.size), seed=0)
+            )
+
+        def train_epoch(self, epoch: int) -> dict[str, Any]:
+            row = super().train_epoch(epoch)
+            probe = time.perf_counter()
+            wall = probe - self.started - self.probe_seconds
+            test = evaluate_accuracy(self.net, self.bundle.test, self.device)
+            was_training = self.net.training
+            val = self.bundle.val.subset(self.mis_index)
+            outputs = extract_outputs(self.net, val, device=self.device, progress=False)
+            self.net.train(was_training)
+            matrix = mutual_information_matrix(
+                outputs.features, outputs.labels, outputs.logits.shape[1], progress=False,
+                estimator="sorted", n_jobs=1,
+            )  # fmt: skip
+            density = (
+                float(self.net.gate.density().detach()) if self.net.gate is not None else None
+            )
+            self.curve.append({
+                "epoch": epoch, "kind": row["kind"], "wall_s": round(wall, 2),
+                "test_acc": test["acc"], "val_mis_2000": mi_score(np.asarray(matrix)),
+                "gate_density": density,
+            })  # fmt: skip
+            self.probe_seconds += time.perf_counter() - probe
+            return row
+
+    return ProbedTrainer
+
+
+def run_one(variant: str, seed: int, smoke: bool = False) -> dict[str, Any]:
+    import torch
+
+    from csg_interp.metrics.evaluation import evaluate_network
+    from csg_interp.training.config import TrainConfig
+
+    protocol = "smoke" if smoke else "full"
+    run_dir = HERE / "runs" / protocol / f"{variant}_s{seed}"
+    sizes = {"train_subset": 600, "val_size": 300, "epochs": 3} if smoke else {}
+    config = TrainConfig(
+        dataset="fashion-mnist", model="resnet8", device="cpu", seed=seed, out=str(run_dir),
+        **sizes, **VARIANTS[variant],
+    ).resolved()  # fmt: skip
+    resume = (run_dir / "last.pt").is_file()
+    trainer = make_trainer_class()(config, progress=False, mis_samples=200 if smoke else 2000)
+    run = trainer.fit(resume=resume)
+    train_wall = time.perf_counter() - trainer.started - trainer.probe_seconds
+    bundle = run.load_data()
+    names = bundle.classes
+    test = evaluate_network(run.net, bundle.test, class_names=names, n_jobs=1, progress=False)
+    val = evaluate_network(run.net, bundle.val, class_names=names, n_jobs=1, progress=False)
+    return {
+        "protocol": protocol,
+        "variant": variant,
+        "seed": seed,
+        "config": config.to_dict(),
+        "git": git_revision(),
+        "train_wall_s": round(train_wall, 1),
+        "resumed": resume,
+        "curve": trainer.curve,
+        "history": run.history,
+        "test": test,
+        "val": val,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_end": list(os.getloadavg()),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default="std,csg", help="comma-separated, of: "
+                        + ", ".join(VARIANTS))  # fmt: skip
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--smoke", action="store_true", help="600 images, 3 epochs (for tests)")
+    parser.add_argument("--pause", type=float, default=30.0,
+                        help="seconds between runs with the compute lock released")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    out_dir = HERE / "results" / ("smoke" if args.smoke else "full")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for variant in variants:
+            name = f"{variant}_s{seed}"
+            target = out_dir / f"{name}.json"
+            if target.exists():
+                print(f"[skip] {name}: {target} exists", flush=True)
+                continue
+            with compute_lock():
+                print(f"[run ] {name} at {time.strftime('%H:%M:%S')}", flush=True)
+                result = run_one(variant, seed, smoke=args.smoke)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+            os.replace(tmp, target)
+            t, v = result["test"], result["val"]
+            print(
+                f"[done] {name}: val acc {v['accuracy']:.4f} MIS {v['mis']:.4f} | test acc "
+                f"{t['accuracy']:.4f} MIS {t['mis']:.4f} density {t['l1_density']} | train "
+                f"{result['train_wall_s']:.0f} s", flush=True,
+            )  # fmt: skip
+            if not args.smoke:
+                time.sleep(args.pause)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -160,3 +160,13 @@ def test_atlas_page_in_headless_chromium(atlas_runs, tmp_path):
     assert result["searchShown"]
     # "f3": the two cards of filter 3 (run and baseline) and its two index rows, nothing else.
     assert sorted(result["visible"]) == ["b-f3", "m-f3", "row", "row"]
+
+
+def test_report_links_to_the_atlas(atlas_runs, tmp_path):
+    from csg_interp.report import write_report
+    from csg_interp.report.html import HtmlReport
+
+    page = write_report(atlas_runs["csg"], out=atlas_runs["csg"] / "report.html").path.read_text()
+    assert '<a href="atlas.html">The filter atlas (atlas.html)</a>' in page
+    with pytest.raises(ValueError, match="relative file names"):
+        HtmlReport("t").link("x", "https://example.org/atlas.html")

@@ -177,6 +177,17 @@ class HtmlReport:
         css = ' class="note"' if note else ""
         self._parts.append(f"<p{css}>{html.escape(text)}</p>")
 
+    def link(self, text: str, target: str, after: str = "") -> None:
+        """A paragraph linking to a file beside the report (a relative name, never a URL).
+
+        Raises:
+            ValueError: for a URL or an absolute path (the report references no external URL).
+        """
+        if ":" in target or target.startswith(("/", "\\")):
+            raise ValueError(f"links must be relative file names beside the report, got {target!r}")
+        self._parts.append(f'<p><a href="{html.escape(target, quote=True)}">{html.escape(text)}'
+                           f"</a>{html.escape(after)}</p>")
+
     def figure(self, source: Any, caption: str, dpi: int = 100) -> None:
         """Embed a matplotlib figure (closed afterwards) or a data URI, with a caption."""
         uri = source if isinstance(source, str) else figure_to_data_uri(source, dpi=dpi)

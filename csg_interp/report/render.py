@@ -11,6 +11,7 @@ summary, never mixed with current numbers.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .data import ReportData, RunData, Source
@@ -312,6 +313,13 @@ def _filters(report: HtmlReport, data: ReportData) -> None:
                  "filter's gate opens for and the class it is most informative about)")
 
 
+def _atlas_link(report: HtmlReport, data: ReportData) -> None:
+    """A link to ``atlas.html`` when ``csg-interp atlas`` wrote one beside the report."""
+    if (Path(data.main.run_dir) / "atlas.html").is_file():
+        report.link("The filter atlas (atlas.html)", "atlas.html", ": every filter's top images "
+                    "and the region it fires on, with its gate and MI class (csg-interp atlas).")
+
+
 def _explanations(report: HtmlReport, data: ReportData, max_images: int) -> None:
     from .figures import plot_explanation_grid
 
@@ -516,6 +524,7 @@ def render_report(data: ReportData, max_images: int = 24) -> HtmlReport:
     _training(report, data)
     _gate(report, data)
     _filters(report, data)
+    _atlas_link(report, data)
     _explanations(report, data, max_images)
     _localization(report, data)
     _detection(report, data)

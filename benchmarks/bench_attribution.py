@@ -1,4 +1,4 @@
-"""Attribution cost and faithfulness: CSGAttribution vs Grad-CAM (issue 5).
+"""Attribution cost and faithfulness: CSGAttribution vs Grad-CAM.
 
 Cost: images/s of one attribution call for a batch, against a no-grad forward of the same batch,
 Captum ``LayerGradCam`` and pytorch-grad-cam ``GradCAM``. Every call starts from pixels (a full
@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 from _common import interleaved_medians, markdown_table  # noqa: E402
 
-TITLE = "Attribution cost and faithfulness: CSGAttribution vs Grad-CAM (issue 5)"
+TITLE = "Attribution cost and faithfulness: CSGAttribution vs Grad-CAM"
 THREADS = 1
 METHODS = ("no-grad forward", "CSGAttribution", "Captum LayerGradCam", "pytorch-grad-cam GradCAM")
 # name → (backbone, input size, channels, classes, batch, quick batch)
@@ -318,7 +318,7 @@ def run(quick: bool = False) -> str:
             f"LayerGradCam = {m['CSGAttribution'] / max(m['Captum LayerGradCam'], 1e-9):.2f} "
             "(bar ≤ 0.4)."
         )
-    lines += ["Against the issue's bars:", "", *verdicts, ""]
+    lines += ["Against the project's targets:", "", *verdicts, ""]
     lines += _faithfulness_section(quick)
     lines += ["", f"Wall time of this bench: {time.perf_counter() - start:.0f} s."]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 from _common import interleaved_medians, markdown_table  # noqa: E402
 
-TITLE = "Adversarial detection from gate statistics (issue 7)"
+TITLE = "Adversarial detection from gate statistics"
 RUNS = ROOT / "runs" / "detection"
 FMNIST = dict(dataset="fashion-mnist", model="resnet8", train_subset=12000, seed=0)
 DIGITS = dict(dataset="digits", model="smallcnn", epochs=6, batch_size=32, gate_lr=0.1, seed=0)

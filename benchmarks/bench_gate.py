@@ -16,7 +16,7 @@ from _common import interleaved_medians, markdown_table  # noqa: E402
 
 from csg_interp.training import ClassSpecificGate  # noqa: E402
 
-TITLE = "Gate: vectorised vs per-sample loop (issue 2)"
+TITLE = "Gate: vectorised vs per-sample loop"
 
 
 def _reference_loop(activations, gate_kc, labels):

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import interleaved_medians, markdown_table  # noqa: E402
 
-TITLE = "GPU throughput: STD vs CSG training step (issue 9)"
+TITLE = "GPU throughput: STD vs CSG training step"
 
 # (model, image size, classes, batch)
 _CASES = [("resnet20", 32, 10, 256), ("resnet18", 224, 100, 128), ("resnet50", 224, 100, 64)]

@@ -1,4 +1,4 @@
-"""Weakly supervised localization on scenes: CSG maps vs CAM, Grad-CAM and Grad-CAM++ (issue 6).
+"""Weakly supervised localization on scenes: CSG maps vs CAM, Grad-CAM and Grad-CAM++.
 
 One pair (ResNet-8 8/16/32, CSG and its STD twin, same seed and data) trained on the scenes'
 train split by ``benchmarks/train_scenes_pair.py`` and committed under
@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from _common import interleaved_medians, markdown_table  # noqa: E402
 
-TITLE = "Localization on scenes: CSG vs CAM / Grad-CAM / Grad-CAM++ (issue 6)"
+TITLE = "Localization on scenes: CSG vs CAM / Grad-CAM / Grad-CAM++"
 PAIR = HERE / "assets" / "scenes_pair"
 TARGET_POINTS = 5.0
 

@@ -24,7 +24,7 @@ from _common import interleaved_medians, markdown_table  # noqa: E402
 
 from csg_interp.metrics import mutual_information_matrix  # noqa: E402
 
-TITLE = "MI matrix: parallel over classes vs the serial loop (issue 4)"
+TITLE = "MI matrix: parallel over classes vs the serial loop"
 
 
 def _data(n: int, k: int, c: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Training step cost: CSG step vs STD step with the same trainable parameters (issue 3).
+"""Training step cost: CSG step vs STD step with the same trainable parameters.
 
 Times the trainer's own ``Trainer.train_step`` (forward, loss, full backward, Adam step and, for
 CSG/joint, the hinge and the gate projection) on one fixed batch of 128 Fashion-MNIST-sized
@@ -20,7 +20,7 @@ from _common import interleaved_medians, markdown_table  # noqa: E402
 from csg_interp.data import ArrayDataset, DataBundle  # noqa: E402
 from csg_interp.training import TrainConfig, Trainer  # noqa: E402
 
-TITLE = "Training step: CSG vs STD (issue 3)"
+TITLE = "Training step: CSG vs STD"
 BATCH, CLASSES, SIZE = 128, 10, 28
 
 

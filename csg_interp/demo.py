@@ -1,6 +1,6 @@
 """The end-to-end demo behind ``make demo`` / ``csg-interp demo``.
 
-Contract (issue 3): after set-up it runs in at most 8 minutes on 2 CPU cores. Each stage is a
+Contract: after set-up it runs in at most 8 minutes on 2 CPU cores. Each stage is a
 function ``stage(ctx: DemoContext) -> None`` registered in ``STAGES`` in pipeline order; a stage
 reads what earlier stages put on the context and prints the paths it wrote.
 """
@@ -34,7 +34,7 @@ def _banner(text: str) -> None:
 
 
 def stage_evaluate(ctx: DemoContext) -> None:
-    """Entanglement metrics (issue 4): accuracy, MIS, its ceiling and L1-density of the CSG run
+    """Entanglement metrics: accuracy, MIS, its ceiling and L1-density of the CSG run
     against the STD run, MI on 2k test images (500 with ``--quick``). Writes each run's
     ``metrics.json`` and prints the STD-vs-CSG table."""
     from csg_interp.workflows.evaluate import format_evaluation
@@ -83,7 +83,7 @@ def _demo_dataset(ctx: DemoContext) -> str:
 
 
 def stage_train(ctx: DemoContext) -> None:
-    """Train the STD/CSG pair (issue 3): same seed, data and budget, ``scratch`` preset; the
+    """Train the STD/CSG pair: same seed, data and budget, ``scratch`` preset; the
     STD twin first. Writes ``<out>/runs/std`` and ``<out>/runs/csg``; a finished pair in the same
     place is reused (``resume``), a different one is an error."""
     from csg_interp.training import TrainConfig, fit
@@ -106,7 +106,7 @@ def stage_train(ctx: DemoContext) -> None:
 
 
 def stage_localize(ctx: DemoContext) -> None:
-    """Weakly supervised localization (issue 6): the demo pair, trained on plain 28×28 items,
+    """Weakly supervised localization: the demo pair, trained on plain 28×28 items,
     applied to 64×64 scenes built from val/test items among digit clutter (the networks are
     fully convolutional + GAP). CSG maps vs CAM and Captum Grad-CAM on both models: GT-known
     Loc at a val-chosen threshold, MaxBoxAcc, mask IoU. Writes ``<csg run>/localize/``."""
@@ -129,7 +129,7 @@ def stage_localize(ctx: DemoContext) -> None:
 
 
 def stage_detect(ctx: DemoContext) -> None:
-    """Adversarial detection (issue 7): PGD at ε = 0.03 and 0.1 on 1k test images (200 with
+    """Adversarial detection: PGD at ε = 0.03 and 0.1 on 1k test images (200 with
     ``--quick``); gate consistency of the CSG model vs the MI gate of the STD model, max-softmax
     and Mahalanobis; fitted on validation images. Writes ``<csg run>/detect/``."""
     from csg_interp.applications.pipeline import detect_run
@@ -150,7 +150,7 @@ def stage_detect(ctx: DemoContext) -> None:
 
 
 def stage_report(ctx: DemoContext) -> None:
-    """The report (issue 8): one self-contained ``report.html`` for the CSG run with the STD run
+    """The report: one self-contained ``report.html`` for the CSG run with the STD run
     as baseline -- whatever the earlier stages wrote. Prints its path."""
     from csg_interp.report import write_report
 
@@ -168,7 +168,7 @@ def stage_report(ctx: DemoContext) -> None:
 
 
 def stage_explain(ctx: DemoContext) -> None:
-    """Attributions (issue 5): per run, the class map and the filters that fired for the predicted
+    """Attributions: per run, the class map and the filters that fired for the predicted
     class of 8 test images (4 with ``--quick``) -- the CSG run through its learned gate, the STD
     run through ``gate_from_mi`` on validation images -- plus the cascading-randomisation sanity
     check (CSGAttribution vs Captum LayerGradCam) on the same images. Writes ``<run>/explain/``."""

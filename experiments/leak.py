@@ -1,7 +1,8 @@
 """Extension (not in the paper): a penalty on activation that leaks into closed-gate filters.
 
 Why: once the gate is sparse, the CSG-path loss collapses (the gate row ``G[y]`` leaks the label,
-prototype-findings.md), so the gated path stops shaping the *ungated* network that MIS measures.
+as an earlier Fashion-MNIST prototype found), so the gated path stops shaping the *ungated*
+network that MIS measures.
 This term acts on the ungated pooled activations ``f(x)`` directly:
 
     leak(x, y) = Σ_k (1 − G[y, k]) · f_k(x) / (Σ_k f_k(x) + ε)

@@ -7,7 +7,7 @@ Usage::
 
 Per run: accuracy, MIS, normalised MIS, ceiling, L1-density, gate/MI agreement, filters per class.
 Per variant (mean ± std over the seeds present): the same, then against STD: MIS ratio, the share
-of the STD→ceiling gap closed (ceiling from the STD runs), the accuracy change, and the issue's
+of the STD→ceiling gap closed (ceiling from the STD runs), the accuracy change, and the project's
 checks (every CSG seed's MIS above every STD seed's, gap closed ≥ 50 %, accuracy within 1 point,
 L1-density ≤ 0.15).
 """

@@ -3,8 +3,8 @@
 ``make reproduce-cifar10 DATA=DIR [RECIPE=gpu|cpu] [OUT=runs/reproduce-cifar10]`` runs this
 script: it trains a CSG ResNet-20 and its STD twin on CIFAR-10 read from ``DIR``
 (``cifar-10-batches-py`` or its parent), then measures what Table 1 reports -- STD-path test
-accuracy, MIS (csg-method §5: pooled layer3 features on the 10k test split, scikit-learn's k-NN MI,
-``n_neighbors=3``) and the gate's L1-density -- and writes ``table.md`` and ``results.json`` with the
+accuracy, MIS (``docs/method.md`` §5: pooled layer3 features on the 10k test split,
+scikit-learn's k-NN MI, ``n_neighbors=3``) and the gate's L1-density -- and writes ``table.md`` and ``results.json`` with the
 paper's row beside ours.
 
 Recipes (``--recipe``):
@@ -18,8 +18,8 @@ Recipes (``--recipe``):
 * ``smoke`` -- 3 epochs on whatever is there (the test fixture): checks the pipeline, not the
   numbers.
 
-The paper's CIFAR-10 training settings are not in the material we have (csg-method §7: the row is
-quoted second-hand, and its L1-density 0.0788 < 1/C cannot come from the reference's per-filter
+The paper's CIFAR-10 training settings are not in the material we have (``docs/method.md`` §7:
+the row is quoted second-hand, and its L1-density 0.0788 < 1/C cannot come from the reference's per-filter
 max projection). Both models therefore use this package's ``scratch`` preset, with the recipe's
 budget; ``--projection clip`` is the variant that can go below 1/C. Runs that already finished
 are skipped, so an interrupted reproduction continues where it stopped.

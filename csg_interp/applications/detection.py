@@ -5,7 +5,7 @@ likely adversarial"**. The scores read only :class:`ModelOutputs` -- the globall
 gated map f(x) ∈ R^K (post-ReLU, so f ≥ 0) and the logits -- which one forward pass gives.
 
 * :class:`GateConsistencyScore` -- the share of pooled activation mass outside the filters the gate
-  gives the *predicted* class ŷ (csg-method §6b)::
+  gives the *predicted* class ŷ (``docs/method.md`` §6b)::
 
       s(x) = Σ_k f_k(x) · (1 − G[ŷ, k]) / Σ_k f_k(x)
 

@@ -6,7 +6,7 @@ GAP → linear head:
 
 * ``"cam"`` -- gate-weighted class activation map ``M_c = Σ_k G[c,k]·W[c,k]·A_k``. With an
   all-ones gate it is the CAM of Zhou et al. (2016); with the learned gate its spatial mean plus
-  the bias is exactly the CSG-path logit of class ``c`` (csg-method §1).
+  the bias is exactly the CSG-path logit of class ``c`` (``docs/method.md`` §1).
 * ``"activation"`` -- class-filter activation ``M_c = Σ_k G[c,k]·A_k`` (any head).
 * ``"top_filters"`` -- ``Σ_{k ∈ top-n} G[c,k]·A_k`` over the ``n`` filters with the largest
   gated mean activation ``G[c,k]·mean(A_k(x))`` for this example (ties: the lower index).

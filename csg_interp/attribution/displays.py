@@ -353,8 +353,8 @@ class MIHeatmapDisplay(_ClassFilterHeatmap):
     """Heatmap of a mutual-information matrix ``M[c, k] = MI(filter k ; y == c)`` in nats.
 
     Filters sorted by the class they are most informative about. The reference code plots 64
-    random filters with the ``jet`` colormap and swapped axis labels (csg-method §8); we plot all
-    filters, class-sorted, with ``viridis``.
+    random filters with the ``jet`` colormap and swapped axis labels (``docs/method.md`` §8); we
+    plot all filters, class-sorted, with ``viridis``.
 
     Example:
         >>> import matplotlib; matplotlib.use("agg")
@@ -534,7 +534,7 @@ class GateWeightPanelsDisplay:
 
 
 def _mi_score(matrix: np.ndarray) -> float:
-    """MIS as in csg-method §5 (mean over filters of the max over classes), via metrics."""
+    """MIS as in ``docs/method.md`` §5 (mean over filters of the max over classes), via metrics."""
     from ..metrics import mi_score
 
     return float(mi_score(torch.as_tensor(matrix)))

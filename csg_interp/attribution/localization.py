@@ -4,8 +4,8 @@ All maps must already be at the resolution of the ground truth (use
 :func:`~csg_interp.attribution.boxes.upsample_maps`); boxes are **xyxy in pixel-edge
 coordinates** (see :mod:`csg_interp.attribution.boxes`). Masks are bool (N, H, W).
 
-* :func:`cam_mask_iou` -- the CSG paper's CAM protocol (csg-method §6a (i)): keep the top 30 % of
-  pixels, IoU with the object mask, a hit when IoU > 0.3.
+* :func:`cam_mask_iou` -- the CSG paper's CAM protocol (``docs/method.md`` §6a): keep the top
+  30 % of pixels, IoU with the object mask, a hit when IoU > 0.3.
 * :func:`filter_thresholds` + :func:`filter_mask_iou` -- the paper's per-filter activation-map
   protocol (§6a (ii)): filter k is binarised at its dataset-level 70th percentile t_k, a hit when
   IoU > 0.3, every filter scored on its best class. t_k is computed from a whole activation
@@ -237,7 +237,7 @@ def filter_thresholds(activations: Tensor, percentile: float = 70.0) -> Tensor:
 
 @dataclass
 class FilterLocalizationResult:
-    """The per-filter activation-map protocol's results (csg-method §6a (ii)).
+    """The per-filter activation-map protocol's results (``docs/method.md`` §6a).
 
     Attributes:
         iou: float (N, K), IoU of every filter's binarised map with every image's object mask.
@@ -274,7 +274,7 @@ def filter_mask_iou(
     iou_threshold: float = 0.3,
     chunk_size: int = 32,
 ) -> FilterLocalizationResult:
-    """The paper's per-filter activation-map localization (csg-method §6a (ii)).
+    """The paper's per-filter activation-map localization (``docs/method.md`` §6a).
 
     Filter k's map A_k is upsampled bilinearly (``align_corners=False``) to the masks' size and
     binarised at ``>= t_k``; a hit when its IoU with the object mask is ``> iou_threshold``.

@@ -1,6 +1,6 @@
 """PASCAL-Part animal instance crops with object masks -- the CSG paper's VOC Part data set.
 
-The reference code (``hyliang96/CSGCNN``, ``VOCPart/VOC/preprocess.py``; csg-method §6a, §7)
+The reference code (``hyliang96/CSGCNN``, ``VOCPart/VOC/preprocess.py``; ``docs/method.md`` §6a, §7)
 crops every bird / cat / dog / cow / horse / sheep instance of PASCAL-Part (VOC2010 trainval) to
 a square around its mask's bounding box (side = the longer side, zero padding outside the
 image), resizes it to 128×128 (LANCZOS for the image, NEAREST for the masks) and splits **by

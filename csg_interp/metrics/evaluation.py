@@ -49,7 +49,7 @@ def evaluate_network(
 ) -> dict[str, Any]:
     """Accuracy, MIS (raw and per-filter normalised), ceiling, L1-density and agreement.
 
-    The paper's protocol (csg-method §5): pooled gated map of the eval-mode network, gate
+    The paper's protocol (``docs/method.md`` §5): pooled gated map of the eval-mode network, gate
     bypassed, on ``data`` (usually the test split), MI by ``mutual_info_classif(n_neighbors=3,
     random_state=0)`` per class.
 

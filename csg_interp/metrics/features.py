@@ -1,6 +1,6 @@
 """Pooled activations of the gated layer: the features every entanglement metric reads.
 
-Protocol of the paper's code (csg-method §5): the network in eval mode, the gate bypassed
+Protocol of the paper's code (``docs/method.md`` §5): the network in eval mode, the gate bypassed
 (``net.forward_features``), the gated map globally average-pooled to one value per filter, on a
 split without augmentation (by default the test split).
 """

@@ -1,7 +1,7 @@
 """The filter × class mutual-information matrix of Liang et al. (2020), computed in parallel.
 
-For every class ``c`` the reference code (``hyliang96/CSGCNN``, ``mutualinfo.py``; csg-method §5)
-calls scikit-learn's k-NN estimator (Kraskov et al., 2004; Ross, 2014)::
+For every class ``c`` the reference code (``hyliang96/CSGCNN``, ``mutualinfo.py``;
+``docs/method.md`` §5) calls scikit-learn's k-NN estimator (Kraskov et al., 2004; Ross, 2014)::
 
     M[c, :] = sklearn.feature_selection.mutual_info_classif(F, y == c, n_neighbors=3,
                                                             random_state=0)
@@ -118,7 +118,7 @@ def check_class_labels(
 
 
 def normalize_per_filter(matrix: np.ndarray) -> np.ndarray:
-    """Per-filter normalisation ``M[:, k] / Σ_c M[c, k]`` (csg-method §5, off by default).
+    """Per-filter normalisation ``M[:, k] / Σ_c M[c, k]`` (``docs/method.md`` §5, off by default).
 
     A filter whose column sums to 0 stays 0.
 
@@ -245,7 +245,7 @@ def mutual_information_matrix(
 
     ``M[c, k] = MI(F[:, k] ; 1[y == c])`` by scikit-learn's ``mutual_info_classif`` with
     ``n_neighbors=3, random_state=0`` and its other defaults: exactly the protocol of the paper's
-    code (csg-method §5). Rows are classes, columns are filters (the paper's orientation).
+    code (``docs/method.md`` §5). Rows are classes, columns are filters (the paper's orientation).
 
     Args:
         features: N×K matrix, usually the pooled gated map from

@@ -1,6 +1,6 @@
 """Scores over the MI matrix and the gate: MIS, its ceiling, accuracy, agreement, a gate from MI.
 
-Definitions (csg-method §5; Liang et al., 2020, Table 1):
+Definitions (``docs/method.md`` §5; Liang et al., 2020, Table 1):
 
 * ``MIS = mean_k max_c M[c, k]`` -- how much the best class of each filter tells about it.
 * normalised MIS -- the same after :func:`~csg_interp.metrics.normalize_per_filter`.

@@ -53,9 +53,9 @@ def _check_projection(projection: str) -> None:
 def project_gate_(gate: Tensor, projection: str = "max") -> int:
     """Project a C×K gate matrix onto the feasible set, in place.
 
-    ``max`` (the reference code's step, csg-method §3): for every filter ``k`` divide the column
-    ``G[:, k]`` by its maximum over classes, then clip every entry to [0, 1]. Every filter keeps
-    at least one class with gate exactly 1. A column whose maximum is not positive (all entries
+    ``max`` (the reference code's step, ``docs/method.md`` §3): for every filter ``k`` divide the
+    column ``G[:, k]`` by its maximum over classes, then clip every entry to [0, 1]. Every filter
+    keeps at least one class with gate exactly 1. A column whose maximum is not positive (all entries
     ≤ 0, which the reference does not guard against) is reset to all ones -- the filter passes for
     every class again -- and a warning is logged.
 
@@ -98,7 +98,7 @@ def project_gate_(gate: Tensor, projection: str = "max") -> int:
 
 
 def l1_density(gate: Tensor) -> Tensor:
-    """L1-density of a gate: ``‖G‖₁ / (C·K)``, the mean absolute entry (csg-method §3).
+    """L1-density of a gate: ``‖G‖₁ / (C·K)``, the mean absolute entry (``docs/method.md`` §3).
 
     Args:
         gate: tensor of shape (C, K).
@@ -114,7 +114,7 @@ def l1_density(gate: Tensor) -> Tensor:
 
 
 def sparsity_hinge(gate: Tensor, tau: float) -> Tensor:
-    """Hinge sparsity penalty ``max(0, ‖G‖₁ − τ·C·K)`` on the raw L1 sum (csg-method §2).
+    """Hinge sparsity penalty ``max(0, ‖G‖₁ − τ·C·K)`` on the raw L1 sum (``docs/method.md`` §2).
 
     Multiply by λ for the loss. It is zero once the L1-density is at most ``tau``.
 

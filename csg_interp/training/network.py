@@ -2,7 +2,7 @@
 
 ``net(x)`` is the standard (STD) path -- the plain network, what Captum, metrics and inference
 call. ``net(x, labels)`` also returns the CSG-path logits, computed from the *same* backbone pass
-with the gate row of each sample's label multiplied onto the gated map (csg-method §1).
+with the gate row of each sample's label multiplied onto the gated map (``docs/method.md`` §1).
 
 Where the gate sits, per family (also in docs/models.md):
 

@@ -7,7 +7,7 @@
 * :func:`freeze_batchnorm` -- replace the BatchNorm layers of chosen stages by
   :class:`torchvision.ops.FrozenBatchNorm2d` (``--freeze-bn``): their running statistics and
   affine parameters stop changing. Without it the statistics of frozen stages keep updating in
-  train mode, as in the reference code (csg-method §1, gotcha 11).
+  train mode, as in the reference code (``docs/method.md`` §1, pitfall 11).
 * :func:`fit_gate_only` -- post-hoc differentiation: train only the C×K gate on a frozen, trained
   network (CSG-path cross-entropy + λ·hinge, the gate's projection after every step). With a
   GAP → linear head the pooled features are computed once, so an epoch costs a few matrix
@@ -384,9 +384,10 @@ def fit_gate_only(
 
     Each step minimises ``CE(csg_logits, y) + lam · max(0, ‖G‖₁ − τ·C·K)`` over the gate alone
     (Adam, ``lr``) and then applies the gate's projection, as a CSG epoch of the reference does
-    (csg-method §2–§4) -- but the backbone and head stay fixed, in eval mode. A network without a
-    gate gets a fresh one (init 0.5, ``max`` projection). With a GAP → linear head, the pooled
-    features are computed once and each step costs ``O(N·K·C)``; other heads run per batch.
+    (``docs/method.md`` §2–§4) -- but the backbone and head stay fixed, in eval mode. A network
+    without a gate gets a fresh one (init 0.5, ``max`` projection). With a GAP → linear head, the
+    pooled features are computed once and each step costs ``O(N·K·C)``; other heads run per
+    batch.
 
     Args:
         net: a trained CSGNet; its parameters are not changed.

@@ -96,9 +96,16 @@ def _explicit_dests(verb: argparse.ArgumentParser, argv: Sequence[str]) -> set[s
     return {name for name in vars(namespace) if not name.startswith("_")}  # not set_defaults
 
 
+#: Python parameter names whose command-line option has another destination.
+_ALIASES: dict[str, str] = {"n_jobs": "jobs", "sanity_images": "sanity", "method": "attack"}
+
+
 def _flag_of(verb: argparse.ArgumentParser | None, dest: str) -> str | None:
     if verb is None:
         return None
+    dests = {action.dest for action in verb._actions}
+    if dest not in dests and _ALIASES.get(dest) in dests:
+        dest = _ALIASES[dest]
     for action in verb._actions:
         if action.dest == dest:
             if not action.option_strings:
@@ -108,6 +115,8 @@ def _flag_of(verb: argparse.ArgumentParser | None, dest: str) -> str | None:
 
 
 _PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)(?:=([^`]*))?`")
+#: A message that opens with a bare parameter name ("workers must be an integer ≥ 0, ...").
+_LEADING = re.compile(r"^([a-z][a-z0-9_]*)(?= (?:must|is|are|should) )")
 
 
 def translate(message: str, verb: argparse.ArgumentParser | None) -> str:
@@ -133,7 +142,13 @@ def translate(message: str, verb: argparse.ArgumentParser | None) -> str:
             return f"{option} {name}={json_value}"
         return name if value is None else f"{name}={value}"
 
-    return _PARAMETER.sub(replace, message)
+    message = _PARAMETER.sub(replace, message)
+    leading = _LEADING.match(message)
+    if leading:
+        flag = _flag_of(verb, leading.group(1))
+        if flag is not None and flag.startswith("-"):
+            message = flag + message[leading.end() :]
+    return message
 
 
 def _unrecognized(verb: argparse.ArgumentParser, extras: list[str]) -> str:
@@ -175,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args._explicit = _explicit_dests(verb, argv[index + 1 :])
     from . import progress
 
-    progress.set_progress(not getattr(args, "no_progress", False))
+    shown = progress.progress_enabled()
+    progress.set_progress(shown and not getattr(args, "no_progress", False))
     prefix = f"csg-interp {args.command}: error:"
     try:
         return int(args._run(args) or 0)
@@ -208,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = type(error).__name__
         print(f"{prefix} {message}", file=sys.stderr)
         return code if isinstance(code, int) else 1
+    finally:
+        progress.set_progress(shown)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,7 +39,7 @@ __all__ = [
     "check_positive_int",
     "check_threads",
     "check_output_parent",
-    "check_images",
+    "check_pixel_values",
     "one_line",
 ]
 
@@ -187,7 +187,7 @@ def check_output_parent(path: str | os.PathLike, name: str = "out", parents: boo
 _warned_range: set[str] = set()
 
 
-def check_images(images: Any, name: str = "inputs", warn_range: bool = True) -> None:
+def check_pixel_values(images: Any, name: str = "inputs", warn_range: bool = True) -> None:
     """Images must be finite; outside [0, 1] they are accepted with one warning per ``name``.
 
     Args:

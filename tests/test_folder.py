@@ -125,7 +125,7 @@ def test_modes_grey_alpha_palette_and_16_bit(tmp_path: Path) -> None:
 def test_corrupt_files_are_an_error_naming_them(corrupt_tree: Path) -> None:
     with pytest.raises(ValueError, match=r"2 image file\(s\) cannot be decoded: .*(broken|not_really)"):
         load_image_folder(corrupt_tree, image_size=16)
-    with pytest.raises(ValueError, match="--skip-corrupt"):
+    with pytest.raises(ValueError, match="`skip_corrupt=True`"):
         load_image_folder(corrupt_tree, image_size=16)
 
 
@@ -172,7 +172,7 @@ def test_bad_options(flat_tree: Path, kwargs: dict, error: type, message: str) -
 
 
 def test_bad_trees(tmp_path: Path) -> None:
-    with pytest.raises(MissingDatasetError, match="--data-root DIR"):
+    with pytest.raises(MissingDatasetError, match="`data_root=DIR`"):
         load_image_folder(tmp_path / "missing")
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="has no class folders"):

@@ -163,7 +163,7 @@ def test_a_failed_checkpoint_write_stops_training_and_keeps_the_previous_last(tm
 
 
 def test_a_missing_or_unknown_data_set_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Fashion-MNIST not found.*--data-root"):
+    with pytest.raises(FileNotFoundError, match="Fashion-MNIST not found.*`data_root=DIR`"):
         fit(TrainConfig(dataset="fashion-mnist", data_root=str(tmp_path / "empty"), out=str(tmp_path / "r")))
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
         fit(TrainConfig(dataset="imagenet", out=str(tmp_path / "r")))

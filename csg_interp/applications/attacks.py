@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from csg_interp._utils import eval_mode
+from csg_interp.errors import InvalidParameterError, check_pixel_values
+from csg_interp.progress import progress_bar
 from csg_interp.training.gate import check_labels
 from csg_interp.training.network import check_images
 
@@ -71,11 +73,13 @@ def check_epsilon(eps: float) -> float:
     try:
         value = float(eps)
     except (TypeError, ValueError):
-        raise ValueError(f"eps must be a number in [0, 1] pixel units, got {eps!r}") from None
+        raise InvalidParameterError(
+            f"`eps` must be a number in [0, 1] pixel units, got {eps!r}"
+        ) from None
     if not 0.0 <= value <= 1.0:
         hint = f" (did you mean {value / 255:.4f}, i.e. {value:g}/255?)" if 1.0 < value <= 255 else ""
-        raise ValueError(
-            f"eps is an L∞ radius in [0, 1] pixel units (images are in [0, 1]), got {value:g}{hint}"
+        raise InvalidParameterError(
+            f"`eps` is an L∞ radius in [0, 1] pixel units (images are in [0, 1]), got {value:g}{hint}"
         )
     return value
 
@@ -197,7 +201,7 @@ def attack(
     loss: str = "ce",
     batch_size: int = 256,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> AttackResult:
     """Attack a batch of images with Captum's FGSM or PGD under an L∞ bound in pixel units.
 
@@ -217,7 +221,8 @@ def attack(
         loss: ``"ce"`` (cross-entropy, default) or ``"margin"`` (logit margin).
         batch_size: images per attack batch.
         seed: seeds the random start and the random targets.
-        progress: show a tqdm bar over batches.
+        progress: show a tqdm bar over batches (``None``: the switch of
+            :func:`csg_interp.progress.set_progress`; shown after a second).
 
     Returns:
         An :class:`AttackResult`.
@@ -245,6 +250,7 @@ def attack(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     check_images(images)
+    check_pixel_values(images, "images", warn_range=False)  # NaN/inf; the range is an error below
     if images.numel() and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
         raise ValueError(
             "images must lie in [0, 1] (pixel units; the model normalises inside); got values in "
@@ -274,11 +280,10 @@ def attack(
         else:
             attacker = PGD(model, loss_func=loss_fn, lower_bound=0.0, upper_bound=1.0)
 
-        chunks = range(0, images.shape[0], batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            chunks = tqdm(chunks, desc=f"{method} ε={eps:g}", unit="batch")
+        chunks = progress_bar(
+            range(0, images.shape[0], batch_size), desc=f"{method} ε={eps:g}", unit="batch",
+            enabled=progress,
+        )  # fmt: skip
         outputs = []
         # The random start uses the global RNG (Captum's torch.rand_like); fork it so the caller's
         # RNG state is untouched and the result depends on ``seed`` only.

@@ -101,7 +101,7 @@ def model_outputs(net: nn.Module, images: Tensor, batch_size: int = 256) -> Mode
     from csg_interp.metrics import extract_outputs
 
     check_images(images)
-    outputs = extract_outputs(net, images, batch_size=batch_size, progress=False)
+    outputs = extract_outputs(net, images, batch_size=batch_size, progress=None)
     return ModelOutputs(torch.from_numpy(outputs.features), torch.from_numpy(outputs.logits))
 
 

@@ -34,6 +34,7 @@ from captum.attr import LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
+from ..errors import InvalidParameterError, check_pixel_values
 from ..training.gate import ClassSpecificGate
 from ..training.network import CSGNet, check_images
 
@@ -176,6 +177,14 @@ class CSGAttribution(LayerAttribution):
                     "csg_interp.metrics so it is explained like the CSG model"
                 )
             gate = net.gate
+        shape = tuple(_gate_tensor(gate).shape)
+        if shape != (net.num_classes, net.num_filters):
+            raise InvalidParameterError(
+                f"`gate` has shape {shape} but this network has {net.num_classes} classes and "
+                f"{net.num_filters} filters in its gated layer; pass a "
+                f"({net.num_classes}, {net.num_filters}) gate, e.g. gate_from_mi of this "
+                "network's MI matrix"
+            )
         return cls(net, net.gated_layer, gate, mode=mode, top_n=top_n)
 
     # ------------------------------------------------------------------ properties
@@ -313,6 +322,8 @@ class CSGAttribution(LayerAttribution):
         if not input_tuple:
             raise ValueError("inputs is empty; pass a batch of images (N, C, H, W)")
         check_images(input_tuple[0])
+        # NaN/inf: an error; outside [0, 1] (a CSGNet normalises inside): a warning, once
+        check_pixel_values(input_tuple[0], "inputs", warn_range=isinstance(self.forward_func, CSGNet))
         extra = _format_additional_forward_args(additional_forward_args) or ()
         captured: list[Tensor] = []
 

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._utils import eval_mode, min_max
+from ..progress import progress_bar
 from ..training.gate import check_labels
 from .boxes import (
     as_map_batch,
@@ -454,7 +455,8 @@ def _sweep_ious(
     gt_area = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
     largest = np.zeros((len(thresholds), maps.shape[0]))
     best = np.zeros_like(largest)
-    for row, t in enumerate(thresholds.tolist()):
+    sweep = progress_bar(thresholds.tolist(), desc="box threshold sweep", unit="threshold")
+    for row, t in enumerate(sweep):
         binary = (normalised >= t).astype(np.uint8)
         for index in np.flatnonzero(valid):
             count, _, stats, _ = cv2.connectedComponentsWithStats(binary[index], connectivity=8)
@@ -677,7 +679,9 @@ def localization_maps(
                 ) from error
             explainer = GradCAMPlusPlus(model=net, target_layers=[net.gated_layer])
         out = torch.zeros(images.shape[0], *size)
-        for start in range(0, images.shape[0], batch_size):
+        batches = progress_bar(range(0, images.shape[0], batch_size), desc=f"{method} maps",
+                               unit="batch")  # fmt: skip
+        for start in batches:
             x = images[start : start + batch_size].to(device)
             y = targets[start : start + batch_size].to(device)
             if method == "gradcam++":

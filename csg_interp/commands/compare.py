@@ -29,8 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from csg_interp.errors import check_output_parent
     from csg_interp.workflows import compare_run
 
+    if args.json:
+        check_output_parent(args.json, "json")  # before the measurements, not after
     result = compare_run(
         args.csg, args.std, args.split,
         targets={"gap_closed_min": args.gap_closed_min,

@@ -29,8 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from csg_interp.errors import check_output_parent
     from csg_interp.report import write_report
 
+    if args.out:
+        check_output_parent(args.out, "out")
     result = write_report(
         args.run_dir, baseline=args.baseline, out=args.out, checkpoint=args.checkpoint,
         max_images=args.max_images,

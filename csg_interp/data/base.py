@@ -10,10 +10,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from csg_interp.errors import MissingInputError
+
 __all__ = ["ArrayDataset", "DataBundle", "MissingDatasetError", "split_indices"]
 
 
-class MissingDatasetError(FileNotFoundError):
+class MissingDatasetError(MissingInputError):
     """A data set's files are not where they were looked for; the message says how to get them."""
 
 

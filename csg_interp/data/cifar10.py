@@ -154,8 +154,8 @@ def find_cifar10(root: str | os.PathLike | None) -> Path:
     raise MissingDatasetError(
         f"CIFAR-10 not found (searched {', '.join(str(p) for p in candidates)} for data_batch_1..5 "
         "and test_batch). Download cifar-10-python.tar.gz from "
-        "https://www.cs.toronto.edu/~kriz/cifar.html, unpack it and pass --data-root DIR (the "
-        "folder holding cifar-10-batches-py/), or pass --download on a machine with internet."
+        "https://www.cs.toronto.edu/~kriz/cifar.html, unpack it and pass `data_root=DIR` (the "
+        "folder holding cifar-10-batches-py/), or pass `download=True` on a machine with internet."
     )
 
 

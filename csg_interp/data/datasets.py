@@ -91,9 +91,9 @@ def find_fashion_mnist(root: str | os.PathLike | None = None) -> dict[str, Path]
     searched = ", ".join(str(p) for p in _candidate_dirs(root))
     raise MissingDatasetError(
         f"Fashion-MNIST not found (searched {searched}). Install Debian's package "
-        "(sudo apt-get install dataset-fashion-mnist), point --data-root at a folder with the "
+        "(sudo apt-get install dataset-fashion-mnist), pass `data_root=DIR`, a folder with the "
         "four *-ubyte[.gz] files (flat, or torchvision's FashionMNIST/raw layout), or pass "
-        "--download on a machine with internet."
+        "`download=True` on a machine with internet."
     )
 
 

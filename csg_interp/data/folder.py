@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from csg_interp.errors import InvalidParameterError
+
 from .base import ArrayDataset, DataBundle, MissingDatasetError, channel_stats
 
 __all__ = [
@@ -209,7 +211,7 @@ def _decode_all(
         more = f" (and {len(corrupt) - 5} more)" if len(corrupt) > 5 else ""
         raise ValueError(
             f"{len(corrupt)} image file(s) cannot be decoded: {details}{more}. Delete or replace "
-            "them, or pass skip_corrupt=True (--skip-corrupt) to leave them out"
+            "them, or pass `skip_corrupt=True` to leave them out"
         )
     for path, message in corrupt:
         logger.warning("skipping corrupt image: %s", message)
@@ -265,7 +267,7 @@ def load_image_folder(
     """
     if root is None or not Path(root).is_dir():
         raise MissingDatasetError(
-            f"image folder {root!s} not found; pass --data-root DIR with DIR/<class>/<images> "
+            f"image folder {root!s} not found; pass `data_root=DIR` with DIR/<class>/<images> "
             "or DIR/train/<class>/<images> (plus optional DIR/val, DIR/test)"
         )
     if channels not in (1, 3):
@@ -285,6 +287,12 @@ def load_image_folder(
     )
     class_root = root / "train" if split_layout else root
     classes, train_samples, skipped = find_image_files(class_root)
+    if len(classes) < 2:
+        raise InvalidParameterError(
+            f"{class_root} has one class folder ({classes[0]}); a classifier needs at least two "
+            f"classes, so add a folder per class under {class_root}/ (or pass `data_root` at the "
+            "folder above it)"
+        )
     if split_layout:
         skipped += [p for p in root.iterdir() if p.is_file()]
     given: dict[str, list[tuple[Path, int]]] = {}

@@ -67,7 +67,7 @@ def find_voc_part(root: str | os.PathLike, size: int = 128) -> Path:
         f"VOC Part crops not found under {root} (looked for {size}x{size}/obj_img and metadata/ "
         f"in {root} and {root / 'processed'}). Download the preprocessed zip linked from the "
         "README of github.com/hyliang96/CSGCNN (VOCPart) or run its VOC/preprocess.py on "
-        "PASCAL-Part + VOC2010, then pass --data-root at the folder holding processed/."
+        "PASCAL-Part + VOC2010, then pass `data_root=DIR`, the folder holding processed/."
     )
 
 
@@ -134,7 +134,7 @@ def load_voc_part(
     root = root or os.environ.get("CSG_INTERP_VOC_PART")
     if root is None:
         raise MissingDatasetError(
-            "VOC Part needs --data-root (or CSG_INTERP_VOC_PART) pointing at the reference's "
+            "VOC Part needs `data_root=DIR` (or CSG_INTERP_VOC_PART) pointing at the reference's "
             "preprocessed folder; see csg_interp.data.voc_part for the layout"
         )
     if not 0.0 < val_fraction < 1.0:

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-from tqdm.auto import tqdm
 
 from csg_interp._utils import eval_mode, resolve_device
+from csg_interp.errors import check_pixel_values
+from csg_interp.progress import progress_bar
 from csg_interp.training.network import check_images
 
 __all__ = ["Outputs", "extract_features", "extract_outputs", "resolve_device"]
@@ -44,10 +45,12 @@ def _as_dataset(data: object) -> tuple[Dataset, bool]:
     """Turn images, ``(images, labels)`` or a Dataset into a Dataset; returns (dataset, has_labels)."""
     if isinstance(data, Tensor):
         check_images(data)
+        check_pixel_values(data, "data")
         return TensorDataset(data), False
     if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], Tensor):
         images, labels = data
         check_images(images)
+        check_pixel_values(images, "data")
         labels = torch.as_tensor(labels)
         if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
             raise ValueError(
@@ -71,7 +74,7 @@ def extract_outputs(
     data: Tensor | tuple[Tensor, Tensor] | Dataset,
     batch_size: int = 256,
     device: str | torch.device | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Outputs:
     """Pooled gated-layer features and STD logits in one batched pass (eval mode, no gate).
 
@@ -83,7 +86,8 @@ def extract_outputs(
         batch_size: images per forward pass.
         device: where to run; ``None`` = where the network's parameters are, ``"auto"`` = CUDA
             when available. The network is moved there and stays there.
-        progress: show a tqdm bar over batches.
+        progress: show a tqdm bar over batches (``None``: the switch of
+            :func:`csg_interp.progress.set_progress`; shown after a second).
 
     Returns:
         :class:`Outputs` with numpy arrays.
@@ -109,7 +113,7 @@ def extract_outputs(
     features, logits, labels = [], [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     with eval_mode(net):
-        for batch in tqdm(loader, desc="features", disable=not progress, leave=False):
+        for batch in progress_bar(loader, desc="features", unit="batch", enabled=progress):
             images = batch[0].to(target)
             if images.dtype == torch.uint8:
                 images = images.float().div_(255.0)
@@ -138,7 +142,7 @@ def extract_features(
     images_or_dataset: Tensor | tuple[Tensor, Tensor] | Dataset,
     batch_size: int = 256,
     device: str | torch.device | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The N×K global-average-pooled gated map (eval mode, gate bypassed) and the labels.
 

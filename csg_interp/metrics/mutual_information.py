@@ -22,7 +22,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.utils.parallel import Parallel, delayed  # joblib, passing sklearn config on
 from sklearn.feature_selection import mutual_info_classif
-from tqdm.auto import tqdm
+
+from csg_interp.errors import InvalidParameterError
+from csg_interp.progress import progress_bar
 
 from .fast_mi import fast_mutual_info_classif, fast_mutual_information_matrix
 
@@ -134,8 +136,13 @@ def normalize_per_filter(matrix: np.ndarray) -> np.ndarray:
 
 def _resolve_jobs(n_jobs: int | None, tasks: int) -> int:
     cores = os.cpu_count() or 1
-    if n_jobs is None or n_jobs == 0:
+    if n_jobs is None:
         n_jobs = -1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise InvalidParameterError(
+            f"`n_jobs` must be a positive number of workers or -1 for all {cores} cores (-2: all "
+            f"but one, joblib's convention), got {n_jobs!r}"
+        )
     jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs
     return max(1, min(jobs, tasks))
 
@@ -155,7 +162,7 @@ def per_class_mutual_information(
     random_state: int = 0,
     n_jobs: int | None = -1,
     backend: str = "threading",
-    progress: bool = False,
+    progress: bool | None = None,
     description: str = "MI per class",
 ) -> list[np.ndarray]:
     """Run ``mutual_info_classif(X_c, y_c)`` for each ``(X_c, y_c)`` task, in parallel, in order.
@@ -170,7 +177,8 @@ def per_class_mutual_information(
         random_state: seed of the estimator's tiny noise (the reference uses 0).
         n_jobs: joblib workers; ``-1`` (default) = all cores, ``1`` = the plain serial loop.
         backend: ``"threading"`` (default), ``"loky"`` (processes) or ``"sequential"``.
-        progress: show a tqdm bar over the tasks.
+        progress: show a tqdm bar over the tasks (``None``: the switch of
+            :func:`csg_interp.progress.set_progress`; shown after a second).
         description: the bar's label.
 
     Returns:
@@ -180,7 +188,7 @@ def per_class_mutual_information(
         raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     jobs = 1 if backend == "sequential" else _resolve_jobs(n_jobs, len(tasks))
     run: Callable = delayed(_class_task)
-    bar = tqdm(total=len(tasks), desc=description, disable=not progress, leave=False)
+    bar = progress_bar(total=len(tasks), desc=description, unit="class", enabled=progress)
     results: list[np.ndarray] = []
     if jobs == 1:
         for columns, positives in tasks:
@@ -238,7 +246,7 @@ def mutual_information_matrix(
     normalize: bool = False,
     max_samples: int | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
     estimator: str = "sklearn",
 ) -> np.ndarray:
     """Mutual information between every filter and every class indicator, C×K, in nats.
@@ -266,7 +274,7 @@ def mutual_information_matrix(
             samples (seeded by ``seed``) before anything else; the KSG estimator is biased by N,
             so compare models only at equal N.
         seed: seed of the subsampling options.
-        progress: show a progress bar over classes.
+        progress: show a progress bar over classes (``None``: the global switch).
         estimator: ``"sklearn"`` (default: the reference call) or ``"sorted"``, an optional fast
             path computing the same estimator by sorting each column once
             (:mod:`csg_interp.metrics.fast_mi`); its values agree with the default up to

@@ -106,7 +106,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
         if isinstance(error, (OSError, RuntimeError, pickle.PicklingError)):
             raise CheckpointWriteError(
                 f"could not write checkpoint {path} ({error}); the previous {path.name}, if any, "
-                "is intact. Check the free disk space and permissions, then resume with --resume."
+                "is intact. Check the free disk space and permissions and run it again (a "
+                "training run continues from its last epoch with `resume=True`)."
             ) from error
         raise
     return path

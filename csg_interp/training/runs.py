@@ -22,7 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, safe_torch_load, save_checkpoint
+from csg_interp.errors import (
+    InvalidParameterError,
+    MissingInputError,
+    OutputExistsError,
+    check_output_parent,
+)
+
+from .checkpoint import CheckpointError, load_checkpoint, safe_torch_load, save_checkpoint
 from .config import TrainConfig
 from .network import CSGNet
 
@@ -257,6 +264,72 @@ def _check_checkpoint_name(checkpoint: str) -> None:
         raise ValueError(f"checkpoint must be 'last' or 'best', got {checkpoint!r}")
 
 
+def check_same_data(run_dir: str | os.PathLike, other: str | os.PathLike, role: str = "baseline") -> None:
+    """Fail fast when two runs were trained on different data (a comparison would be void).
+
+    Reads only the two ``config.json`` files, before anything is measured.
+
+    Args:
+        run_dir: the run.
+        other: the run compared with it.
+        role: the parameter that named ``other`` (for the message).
+
+    Raises:
+        MissingInputError: a run directory or its config is missing.
+        InvalidParameterError: the data sets or split seeds differ.
+    """
+    for path in (Path(run_dir), Path(other)):
+        if not (path / "config.json").is_file():
+            load_run(path)  # raises the usual message (missing directory, file given, ...)
+    mine, theirs = TrainConfig.load(Path(run_dir) / "config.json"), TrainConfig.load(Path(other) / "config.json")
+    for field_name in ("dataset", "data_seed"):
+        a, b = getattr(mine, field_name), getattr(theirs, field_name)
+        if a != b:
+            raise InvalidParameterError(
+                f"`{role}` {other} was trained with {field_name} {b!r} but {run_dir} with {a!r}; "
+                "compare runs of the same data set and split seed (their test images differ)"
+            )
+
+
+def _missing_checkpoint_message(run_dir: Path, checkpoint: str) -> str:
+    """Why ``<checkpoint>.pt`` is missing, judged from the run's other files."""
+    path = run_dir / f"{checkpoint}.pt"
+    other = "best" if checkpoint == "last" else "last"
+    history = read_history(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
+    if (run_dir / f"{other}.pt").is_file() or history:
+        return (
+            f"{path} is missing although the run has {len(history)} completed epoch(s): it was "
+            f"deleted or moved. Restore it, or use `checkpoint={other}`"
+        )
+    return (
+        f"{path} not found: the run has not finished an epoch yet; continue it with "
+        f"csg-interp train --out {run_dir} --resume"
+    )
+
+
+def _load_weights(net: nn.Module, weights: dict[str, Any], path: Path, config: TrainConfig) -> None:
+    """``net.load_state_dict(weights)`` with a short message when they belong to another network."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in weights and hasattr(weights[k], "shape") and tuple(weights[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = [f"{len(x)} {what}" for x, what in ((missing, "missing"), (unexpected, "unexpected"),
+                                                    (shapes, "of another shape")) if x]  # fmt: skip
+        first = (shapes or [f"e.g. {(missing or unexpected)[0]}"])[0]
+        raise CheckpointError(
+            f"{path} holds the weights of another network than the run's config.json describes "
+            f"(model {config.model!r}, gate {config.gate}): {', '.join(parts)} of "
+            f"{len(own)} tensors ({first}); the file was replaced or copied from another run. "
+            "Restore the run's own checkpoint or retrain"
+        )
+    net.load_state_dict(weights)
+
+
 def load_run(
     run_dir: str | os.PathLike, checkpoint: str = "last", device: str | torch.device = "cpu"
 ) -> Run:
@@ -280,21 +353,23 @@ def load_run(
     """
     _check_checkpoint_name(checkpoint)
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise MissingInputError(
+            f"{run_dir} is a file, not a run directory; pass the folder written by "
+            "csg-interp train (it holds config.json and last.pt)"
+        )
     if not run_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"run directory {run_dir} not found; train one with: csg-interp train --out {run_dir}"
         )
     config = TrainConfig.load(run_dir / "config.json")
     path = run_dir / f"{checkpoint}.pt"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: the run has not finished an epoch yet (resume it with "
-            f"csg-interp train --out {run_dir} --resume ...)"
-        )
+        raise MissingInputError(_missing_checkpoint_message(run_dir, checkpoint))
     state = load_checkpoint(path)
     meta = state["meta"]
     net = build_net(config, meta, pretrained=False)
-    net.load_state_dict(state["model"])
+    _load_weights(net, state["model"], path, config)
     net.to(device).eval()
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
@@ -311,15 +386,30 @@ def load_run(
 
 
 # ------------------------------------------------------------------- export
-def export_network(run: Run, path: str | os.PathLike) -> Path:
+def export_network(run: Run, path: str | os.PathLike, parents: bool = False) -> Path:
     """Write the plain network of ``run`` (``features`` + ``head``, no gate) to ``path``.
 
     The file holds tensors and primitives only (load it with :func:`load_network`, or with
     ``torch.load(path, weights_only=True)`` and your own model).
 
+    Args:
+        run: a :class:`Run` (from :func:`load_run`).
+        path: the file to write; its folder must exist unless ``parents``.
+        parents: create the missing folders above ``path``.
+
     Returns:
         The path written.
+
+    Raises:
+        OutputExistsError: ``path`` is a directory.
+        InvalidParameterError: the folder of ``path`` does not exist (and ``parents`` is false).
     """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(
+            f"`path` {path} is a directory; name the file to write, e.g. {path / 'model.pt'}"
+        )
+    check_output_parent(path, "path", parents=parents)
     plain = run.net.plain_network()
     state = {
         "format": EXPORT_FORMAT,

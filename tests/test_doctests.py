@@ -11,6 +11,9 @@ MODULES = [
     "csg_interp.training.gate",
     "csg_interp.training.network",
     "csg_interp.models",
+    "csg_interp.errors",
+    "csg_interp.progress",
+    "csg_interp.training.interrupt",
 ]
 
 

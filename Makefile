@@ -68,7 +68,7 @@ docs: venv
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf docs/_build docs/auto_examples docs/gen_modules .pytest_cache result_images
+	rm -rf docs/_build docs/auto_examples docs/gen_modules docs/api .pytest_cache result_images
 
 # The paper's CIFAR-10 / ResNet-20 row (docs/training-at-scale.md): DATA = the folder holding
 # cifar-10-batches-py (or that folder itself); RECIPE = cpu (scaled, default) | gpu | smoke.

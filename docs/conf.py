@@ -9,8 +9,14 @@ touch, and a failed fetch is a warning, fatal under ``-W``) and no example downl
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
+
+from sphinx.util import logging as sphinx_logging
+
+sphinx_logger = sphinx_logging.getLogger("csg_interp.docs")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,8 +54,94 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+# Types only where a parameter is described: a dataclass's constructor would otherwise list every
+# field again, typed but without its text (the class's Attributes section describes them).
+autodoc_typehints_description_target = "documented"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autosummary_generate = True
+# A method without its own docstring (e.g. every ``forward``) shows nothing rather than torch's
+# boilerplate ``Module.forward`` text.
+autodoc_inherit_docstrings = False
+
+#: The API reference: one page per subpackage (``docs/api/<name>.rst``, written here from the
+#: package's ``__all__`` at every build, so a new public name appears without editing a page).
+#: Each entry: the page title and the names a reader looks for first; the rest of ``__all__``
+#: follows, classes, then functions, then constants. Names outside ``__all__`` are internals and
+#: are not documented.
+API_PAGES: dict[str, tuple[str, list[str]]] = {
+    "training": ("Training: the gate, CSGNet, configuration, trainer, run directories",
+                 ["TrainConfig", "fit", "load_run", "Run", "CSGNet", "ClassSpecificGate",
+                  "Trainer"]),
+    "models": ("Models: backbones to wrap", ["build_backbone", "available_models"]),
+    "data": ("Data sets", ["load_dataset", "DataBundle", "ArrayDataset", "available_datasets"]),
+    "metrics": ("Metrics: features, mutual information, entanglement",
+                ["extract_features", "mutual_information_matrix", "mi_score", "mi_ceiling",
+                 "gate_from_mi", "filter_table", "evaluate_run", "compare_runs"]),
+    "attribution": ("Attribution: CSGAttribution, explanations, boxes, displays",
+                    ["CSGAttribution", "explain_images", "explain_run", "boxes_from_maps",
+                     "localization_maps", "sanity_check", "GateHeatmapDisplay",
+                     "MIComparisonDisplay", "AttributionOverlayDisplay"]),
+    "applications": ("Applications: adversarial attacks and their detection",
+                     ["attack", "GateConsistencyScore", "evaluate_detection", "detect_run"]),
+    "report": ("Report: report.html and the figures only it draws",
+               ["write_report", "load_report_data", "render_report", "plot_training_curves"]),
+    "errors": ("Errors and input checks (docs/errors.md)",
+               ["CSGInterpError", "InvalidParameterError", "MissingInputError",
+                "OutputExistsError", "TrainingInterrupted"]),
+    "progress": ("Progress bars and their switch", ["set_progress", "progress_bar"]),
+}
+
+
+def _api_page(package: str, title: str, first: list[str]) -> str:
+    import importlib
+    import inspect
+
+    module = importlib.import_module(f"csg_interp.{package}")
+    public = list(dict.fromkeys(getattr(module, "__all__", [])))
+    missing = [name for name in first if name not in public]
+    if missing:
+        raise RuntimeError(f"docs/conf.py API_PAGES names {missing} outside csg_interp.{package}."
+                           "__all__; update API_PAGES")
+
+    def group(name: str) -> int:
+        obj = getattr(module, name)
+        if inspect.isclass(obj):
+            return 1
+        return 2 if callable(obj) else 3
+
+    ordered = first + sorted((n for n in public if n not in first), key=lambda n: (group(n), n))
+    lines = [f"csg_interp.{package}", "=" * (len(package) + 11), "", f"*{title}*", "",
+             f".. automodule:: csg_interp.{package}", "   :no-members:", "",
+             f".. currentmodule:: csg_interp.{package}", "", ".. autosummary::",
+             "   :nosignatures:", ""]
+    # Constants stay out of the table: autosummary would show their type's docstring (dict's).
+    lines += [f"   {name}" for name in ordered if group(name) < 3] + [""]
+    for name in ordered:
+        obj = getattr(module, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            lines += [f".. autoexception:: {name}", ""]
+        elif inspect.isclass(obj):
+            lines += [f".. autoclass:: {name}", "   :members:", "   :show-inheritance:", ""]
+        elif callable(obj):
+            lines += [f".. autofunction:: {name}", ""]
+        else:
+            value = repr(obj)
+            value = value if len(value) <= 70 else value[:67] + "..."
+            lines += [f".. py:data:: {name}", f"   :value: {value}", ""]
+    return "\n".join(lines)
+
+
+def _write_api_pages() -> None:
+    folder = Path(__file__).resolve().parent / "api"
+    folder.mkdir(exist_ok=True)
+    for package, (title, first) in API_PAGES.items():
+        path = folder / f"{package}.rst"
+        text = _api_page(package, title, first)
+        if not path.is_file() or path.read_text() != text:  # unchanged pages stay cached
+            path.write_text(text)
+
+
+_write_api_pages()
 
 # --- Markdown pages written by the team -------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "colon_fence"]
@@ -81,3 +173,23 @@ html_theme_options = {
     "page_width": "1280px",
     "body_max_width": "none",
 }
+
+
+# --- The gallery shows no warnings and no machine paths ---------------------------------------
+_GALLERY_LEAKS = re.compile(r"\b\w*Warning: |" + re.escape(str(ROOT)) + r"|/tmp/|/home/")
+
+
+def _check_gallery_output(app: Any, docname: str, source: list[str]) -> None:
+    """A warning (fatal under ``-W``) for an example whose captured output shows a Python warning
+    or an absolute path of this machine: fix the example, do not filter the output."""
+    if not docname.startswith("auto_examples/"):
+        return
+    for number, line in enumerate(source[0].splitlines(), 1):
+        found = _GALLERY_LEAKS.search(line)
+        if found:
+            sphinx_logger.warning(f"gallery output shows {found.group(0).strip()!r}: "
+                                  f"{line.strip()[:120]}", location=(docname, number))
+
+
+def setup(app: Any) -> None:
+    app.connect("source-read", _check_gallery_output)

@@ -15,6 +15,7 @@ the CSG model and of the STD model, and ``G ⊙ W``.
 import os
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -55,7 +56,7 @@ for name, run in (("CSG", csg), ("STD", std)):
     matrices[name] = mutual_information_matrix(features, labels, n_jobs=1)
 
 display = MIComparisonDisplay.from_matrices(matrices["CSG"], matrices["STD"], csg.classes)
-print(display.caption)
+print(textwrap.fill(display.caption, 88))  # the caption, wrapped for reading
 plt.show()
 
 # %%
@@ -64,5 +65,5 @@ plt.show()
 # Each panel is min-max scaled to [0, 1]. The CSG panels share the gate's filter order; the STD
 # model's filters are unrelated to the CSG model's, so its weights are sorted by their own argmax.
 panels = GateWeightPanelsDisplay.from_nets(csg.net, std.net, csg.classes)
-print(panels.caption)
+print(textwrap.fill(panels.caption, 88))
 plt.show()

@@ -14,6 +14,9 @@ MODULES = [
     "csg_interp.errors",
     "csg_interp.progress",
     "csg_interp.training.interrupt",
+    "csg_interp.report.build",
+    "csg_interp.report.figures",
+    "csg_interp.report.html",
 ]
 
 

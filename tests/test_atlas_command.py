@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from csg_interp.attribution.atlas import filter_atlas
-from csg_interp.attribution.atlas_run import AtlasResult, atlas_run
+from csg_interp.workflows.atlas import AtlasResult, atlas_run
 from csg_interp.cli import main
 from csg_interp.models import SmallCNN
 from csg_interp.report.atlas_page import atlas_strip_png, render_atlas_html
@@ -70,7 +70,7 @@ def test_atlas_json_holds_numbers_not_pixels(atlas_runs):
 def test_atlas_result_load_round_trips_and_summarises(atlas_runs, tmp_path):
     result = AtlasResult.load(atlas_runs["csg"])
     assert result.split == "test" and result.baseline is not None
-    again = result.save(tmp_path / "again.json")
+    again = result.save(tmp_path)
     assert json.loads(again.read_text()) == json.loads(
         (atlas_runs["csg"] / "atlas.json").read_text()
     )

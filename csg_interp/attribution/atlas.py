@@ -311,16 +311,25 @@ def _merge_top(
     """Keep the ``top_k`` best of the kept entries followed by a new batch, per filter.
 
     The kept entries come first and hold lower data-set indices than the batch, and a stable
-    descending sort keeps equal scores in that order: ties go to the lower index.
+    descending sort keeps equal scores in that order: ties go to the lower index. Only the
+    selected maps are gathered (never a (K, k + B, h, w) concatenation).
     """
-    merged = {name: torch.cat([best[name], candidates[name]], dim=1) for name in best}
-    order = torch.argsort(merged["scores"], dim=1, descending=True, stable=True)[:, :top_k]
-    out = {}
-    for name, values in merged.items():
-        index = order.view(*order.shape, *([1] * (values.dim() - 2))).expand(
-            -1, -1, *values.shape[2:]
+    kept = best["scores"].shape[1]
+    scores = torch.cat([best["scores"], candidates["scores"]], dim=1)
+    order = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :top_k]
+    out = {"scores": scores.gather(1, order)}
+    for name in ("indices", "labels", "predictions"):
+        out[name] = torch.cat([best[name], candidates[name]], dim=1).gather(1, order)
+    spatial = candidates["maps"].shape[2:]
+    from_batch = candidates["maps"].gather(
+        1, (order - kept).clamp_min(0)[:, :, None, None].expand(-1, -1, *spatial)
+    )
+    if kept:
+        from_best = best["maps"].gather(
+            1, order.clamp_max(kept - 1)[:, :, None, None].expand(-1, -1, *spatial)
         )
-        out[name] = values.gather(1, index)
+        from_batch = torch.where((order < kept)[:, :, None, None], from_best, from_batch)
+    out["maps"] = from_batch
     return out
 
 

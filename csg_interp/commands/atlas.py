@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from csg_interp.attribution.atlas_run import atlas_run
     from csg_interp.report.atlas_page import write_atlas_html
+    from csg_interp.workflows.atlas import atlas_run
 
     result = atlas_run(
         args.run_dir, baseline=args.baseline, split=args.split, top_k=args.top_k,
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not getattr(args, "no_progress", False),
     )  # fmt: skip
     folder = Path(args.out) if args.out else Path(args.run_dir)
-    json_path = result.save(folder / "atlas.json")
+    json_path = result.save(folder)
     html_path = write_atlas_html(result, folder / "atlas.html")
     print(result.summary())
     size = html_path.stat().st_size / 1e6

@@ -244,11 +244,12 @@ def _model_part(atlas: Any, images: dict[int, Tensor], prefix: str, title: str,
 
 
 def render_atlas_html(result: Any, title: str | None = None) -> str:
-    """The complete ``atlas.html`` document of an :class:`~csg_interp.attribution.AtlasResult`.
+    """The complete ``atlas.html`` document of a :class:`~csg_interp.workflows.atlas.AtlasResult`.
 
     Raises:
         ValueError: a result without its images or maps (one loaded from ``atlas.json``:
-            pixels are not saved; recompute it with :func:`~csg_interp.attribution.atlas_run`).
+            pixels are not saved; recompute it with
+            :func:`~csg_interp.workflows.atlas.atlas_run`).
     """
     if not result.images.get("run") or result.atlas.maps.shape[1] == 0:
         raise ValueError(

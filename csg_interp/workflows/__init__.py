@@ -12,15 +12,18 @@ Example:
 """
 
 from ._result import RunResult
+from .atlas import AtlasResult, atlas_run
 from .compare import CompareResult, compare_run
 from .evaluate import EvaluateResult, evaluate_run
 from .filters import FiltersResult, filters_run
 
 __all__ = [
+    "AtlasResult",
     "CompareResult",
     "EvaluateResult",
     "FiltersResult",
     "RunResult",
+    "atlas_run",
     "compare_run",
     "evaluate_run",
     "filters_run",

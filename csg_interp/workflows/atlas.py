@@ -1,12 +1,12 @@
-"""The filter atlas of a run directory: what ``csg-interp atlas`` computes and saves.
+"""``atlas``: the filter atlas of a run directory (``RUN_DIR/atlas.json``).
 
 :func:`atlas_run` prepares the atlas's inputs from the run -- the thresholds t_k from the
 validation split, the MI matrix from the run's ``metrics.json`` (or from validation images when
 it has none) and, for an STD model, the gate ``gate_from_mi(M)`` -- then makes one
-:func:`~csg_interp.attribution.filter_atlas` pass over the chosen split, and returns an
-:class:`AtlasResult` (``save()`` writes ``RUN_DIR/atlas.json``; the page ``atlas.html`` is
-rendered by :func:`csg_interp.report.write_atlas_html`). With ``baseline`` the STD twin's atlas is
-computed the same way on the same images, through its MI-derived gate.
+:func:`~csg_interp.attribution.filter_atlas` pass over the chosen split and returns an
+:class:`AtlasResult` (``save(folder)`` writes ``atlas.json``; the page ``atlas.html`` is rendered
+by :func:`csg_interp.report.atlas_page.write_atlas_html`). With ``baseline`` the STD twin's atlas
+is computed the same way on the same images, through its MI-derived gate. See ``docs/atlas.md``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .atlas import FilterAtlas, filter_atlas
-from .localization import filter_thresholds, gated_activations
+from csg_interp._utils import resolve_device, write_json_atomic
+from csg_interp.attribution.atlas import FilterAtlas, filter_atlas
+from csg_interp.attribution.localization import filter_thresholds, gated_activations
+
+from ._result import RunResult
 
 __all__ = ["AtlasResult", "atlas_run", "ATLAS_SPLITS"]
 
@@ -31,7 +34,7 @@ ATLAS_SPLITS: tuple[str, ...] = ("val", "test")
 
 
 @dataclass
-class AtlasResult:
+class AtlasResult(RunResult):
     """The atlas of a run (and of its baseline) on one split.
 
     Attributes:
@@ -45,6 +48,8 @@ class AtlasResult:
         seconds: wall time of the atlas passes.
         info: provenance (checkpoint, data set, where thresholds, gate and MI came from).
     """
+
+    FILENAME = "atlas.json"
 
     run_dir: Path
     split: str
@@ -67,28 +72,14 @@ class AtlasResult:
             "baseline": None if self.baseline is None else self.baseline.to_dict(),
         }
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write ``atlas.json`` (default ``RUN_DIR/atlas.json``) atomically; returns the path."""
-        path = Path(path) if path is not None else Path(self.run_dir) / "atlas.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(temporary, path)
-        return path
+    def save(self, run_dir: str | os.PathLike | None = None) -> Path:
+        """Write ``atlas.json`` atomically into ``run_dir`` (default: the run); returns the path."""
+        folder = Path(run_dir) if run_dir is not None else Path(self.run_dir)
+        return write_json_atomic(folder / self.FILENAME, self.to_dict(), indent=1)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "AtlasResult":
-        """Read ``atlas.json`` (a file, or a run directory holding one); ``images`` stay empty.
-
-        Raises:
-            FileNotFoundError: no ``atlas.json`` there (run ``csg-interp atlas RUN`` first).
-        """
-        path = Path(path)
-        if path.is_dir():
-            path = path / "atlas.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found; write it with csg-interp atlas RUN_DIR")
-        payload = json.loads(path.read_text())
+    def from_dict(cls, payload: dict[str, Any], path: Path | None = None) -> "AtlasResult":
+        """Rebuild from ``atlas.json``'s content; ``images`` stay empty (no pixels are saved)."""
         baseline = payload.get("baseline")
         return cls(
             run_dir=Path(payload["run_dir"]), split=payload["split"],
@@ -98,6 +89,20 @@ class AtlasResult:
             else Path(payload["baseline_dir"]),
             seconds=float(payload.get("seconds", 0.0)), info=dict(payload.get("info", {})),
         )  # fmt: skip
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> "AtlasResult":
+        """Read ``atlas.json`` from a folder (or the file itself).
+
+        Raises:
+            FileNotFoundError: no ``atlas.json`` there (run ``csg-interp atlas RUN`` first).
+        """
+        path = Path(run_dir)
+        if path.is_dir() or not path.suffix:
+            path = path / cls.FILENAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found; write it with csg-interp atlas RUN_DIR")
+        return cls.from_dict(json.loads(path.read_text()), path)
 
     def summary(self) -> str:
         """A few lines for the terminal: filters, images, agreement of gate and MI, AP."""
@@ -123,7 +128,7 @@ class AtlasResult:
 
 def _mi_matrix(run: Any, checkpoint: str, bundle: Any, mi_images: int, n_jobs: int | None):
     """The run's MI matrix from ``metrics.json`` when it matches the checkpoint, else from val."""
-    from ..metrics import extract_features, mutual_information_matrix
+    from csg_interp.metrics import extract_features, mutual_information_matrix
 
     path = Path(run.run_dir) / "metrics.json"
     if path.is_file():
@@ -143,7 +148,7 @@ def _mi_matrix(run: Any, checkpoint: str, bundle: Any, mi_images: int, n_jobs: i
 
 
 def _one_atlas(run: Any, bundle: Any, data: Any, checkpoint: str, options: dict[str, Any]):
-    from ..metrics import gate_from_mi
+    from csg_interp.metrics import gate_from_mi
 
     net = run.net
     count = min(int(options["threshold_images"]), len(bundle.val))
@@ -216,10 +221,9 @@ def atlas_run(
 
     Example:
         >>> result = atlas_run("runs/csg", baseline="runs/std")  # doctest: +SKIP
-        >>> result.save(); print(result.summary())               # doctest: +SKIP
+        >>> path = result.save(); print(result.summary())        # doctest: +SKIP
     """
-    from ..metrics.features import resolve_device
-    from ..training import load_run
+    from csg_interp.training import load_run
 
     if split not in ATLAS_SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(ATLAS_SPLITS)}")

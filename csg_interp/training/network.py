@@ -139,6 +139,21 @@ class ForwardHead(nn.Module):
     def forward(self, activations: Tensor) -> Tensor:
         return self._model.forward_head(activations)
 
+    def reset_parameters(self) -> None:
+        """Re-initialise the head's layers (owned by the features), e.g. for a sanity check."""
+        head = getattr(self._model, "head", None)
+        parts = [head] if isinstance(head, nn.Module) else []
+        if hasattr(self._model, "get_classifier"):
+            parts.append(self._model.get_classifier())
+        _reset_all(parts)
+
+
+def _reset_all(modules: Sequence[nn.Module]) -> None:
+    for module in modules:
+        for sub in module.modules():
+            if hasattr(sub, "reset_parameters") and callable(sub.reset_parameters):
+                sub.reset_parameters()
+
 
 class SharedGAPLinearHead(GAPLinearHead):
     """GAP → dropout → a linear layer that belongs to the features' module tree.
@@ -160,6 +175,10 @@ class SharedGAPLinearHead(GAPLinearHead):
         self.dropout = nn.Dropout(float(drop_rate)) if drop_rate else nn.Identity()
         object.__setattr__(self, "linear", linear)  # not registered: the features own it
 
+    def reset_parameters(self) -> None:
+        """Re-initialise the classifier (owned by the features), e.g. for a sanity check."""
+        self.linear.reset_parameters()
+
 
 class TokenPoolHead(nn.Module):
     """A ViT head after the token grid: mean over patches → ``fc_norm`` → dropout → classifier.
@@ -176,6 +195,10 @@ class TokenPoolHead(nn.Module):
     def forward(self, activations: Tensor) -> Tensor:
         pooled = activations.mean(dim=(2, 3))
         return self._model.head(self._model.head_drop(self._model.fc_norm(pooled)))
+
+    def reset_parameters(self) -> None:
+        """Re-initialise ``fc_norm`` and the classifier (owned by the features)."""
+        _reset_all([self._model.fc_norm, self._model.head])
 
 
 class VisionTransformerFeatures(nn.Module):

@@ -75,8 +75,9 @@ def read_state_dict(path: str | os.PathLike) -> "OrderedDict[str, Tensor]":
 
     Accepts a plain state dict (torchvision's ``.pth`` files), one wrapped under ``state_dict`` /
     ``model_state_dict`` / ``model`` / ``net``, a csg_interp run checkpoint (``last.pt``; its
-    ``model``) or an exported network (``csg-interp export``), and keys prefixed by ``module.``
-    (DataParallel/DDP checkpoints).
+    ``model``) or an exported network (``csg-interp export``), keys prefixed by ``module.``
+    (DataParallel/DDP checkpoints), and ``.safetensors`` files (timm's checkpoints; needs the
+    ``safetensors`` package, which timm installs).
 
     Args:
         path: the file.
@@ -98,7 +99,14 @@ def read_state_dict(path: str | os.PathLike) -> "OrderedDict[str, Tensor]":
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} not found; pass --weights PATH to a state-dict file")
-    obj = safe_torch_load(path)
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ValueError(f"{path} is a safetensors file: pip install safetensors") from None
+        obj = load_file(str(path))  # tensors only, no code: safe by construction
+    else:
+        obj = safe_torch_load(path)
     if isinstance(obj, dict):
         for key in _WRAPPER_KEYS:
             if isinstance(obj.get(key), dict):

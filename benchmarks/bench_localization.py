@@ -86,7 +86,7 @@ def _timing(
 
 
 def run(quick: bool = False, pair: Path = PAIR) -> str:
-    from csg_interp.commands.localize import localize_net
+    from csg_interp.workflows.localize import localize_net
     from csg_interp.data import MissingDatasetError
     from csg_interp.training import load_run
 

@@ -110,7 +110,7 @@ def stage_localize(ctx: DemoContext) -> None:
     applied to 64×64 scenes built from val/test items among digit clutter (the networks are
     fully convolutional + GAP). CSG maps vs CAM and Captum Grad-CAM on both models: GT-known
     Loc at a val-chosen threshold, MaxBoxAcc, mask IoU. Writes ``<csg run>/localize/``."""
-    from csg_interp.commands.localize import localize_runs
+    from csg_interp.workflows.localize import localize_runs
 
     if "csg" not in ctx.runs:
         print("[localize] skipped: no CSG run on the context (run the train stage first)")
@@ -133,7 +133,7 @@ def stage_detect(ctx: DemoContext) -> None:
     ``--quick``); gate consistency of the CSG model vs the MI gate of the STD model, max-softmax
     and Mahalanobis; fitted on validation images. Writes ``<csg run>/detect/``."""
     from csg_interp.applications.pipeline import detect_run
-    from csg_interp.commands.detect import format_summary
+    from csg_interp.workflows.detect import format_rows as format_summary
 
     if "csg" not in ctx.runs:
         print("[detect] skipped: no CSG run on the context (run the train stage first)")

@@ -246,7 +246,7 @@ def test_gate_score_end_to_end_on_hand_weighted_net():
 @pytest.mark.parametrize(
     "name",
     ["csg_interp.applications.attacks", "csg_interp.applications.detection",
-     "csg_interp.applications.plots"],
+     "csg_interp.plotting.roc"],
 )
 def test_docstring_examples_run(name):
     import doctest

@@ -119,7 +119,7 @@ def test_localize_writes_metrics_and_overlays(tiny_digits_pair, tmp_path):
 
 
 def test_localize_rejects_data_without_boxes():
-    from csg_interp.commands.localize import localization_data
+    from csg_interp.workflows.localize import localization_data
 
     run = SimpleNamespace(config=SimpleNamespace(dataset="cifar10"))
     with pytest.raises(ValueError, match="has no boxes"):
@@ -127,7 +127,7 @@ def test_localize_rejects_data_without_boxes():
 
 
 def test_localize_bad_options(tiny_digits_pair, tmp_path):
-    from csg_interp.commands.localize import localize_runs
+    from csg_interp.workflows.localize import localize_runs
 
     with pytest.raises(ValueError, match="sweep-step"):
         localize_runs(str(tiny_digits_pair["csg"]), sweep_step=0.0, out=str(tmp_path))

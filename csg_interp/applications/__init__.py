@@ -3,8 +3,9 @@
 * :mod:`~csg_interp.applications.attacks` -- FGSM / PGD from ``captum.robust`` (L∞, pixel units).
 * :mod:`~csg_interp.applications.detection` -- detector scores and ROC metrics.
 * :mod:`~csg_interp.applications.evaluation` -- the paired clean/adversarial protocol.
-* :mod:`~csg_interp.applications.pipeline` -- detection on run directories (``csg-interp detect``).
-* :mod:`~csg_interp.applications.plots` -- ROC curves with scikit-learn's ``RocCurveDisplay``.
+* :mod:`~csg_interp.applications.pipeline` -- the detector scores of one model, fitted on
+  held-out images (the run-directory workflow is :func:`csg_interp.workflows.detect_run`).
+* ROC figures: :mod:`csg_interp.plotting.roc` (``plot_roc_curves`` is re-exported here).
 
 See docs/detection.md.
 """
@@ -23,7 +24,15 @@ from .detection import (
 )
 from .evaluation import DetectionEvaluation, evaluate_detection
 from .pipeline import build_scores, detect_run
-from .plots import plot_roc_curves
+
+
+def __getattr__(name: str):
+    # plot_roc_curves moved to csg_interp.plotting (the layer above): a lazy re-export.
+    if name == "plot_roc_curves":
+        from csg_interp.plotting import plot_roc_curves
+
+        return plot_roc_curves
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ATTACKS",

@@ -1,69 +1,20 @@
-"""ROC curves of detector scores, drawn with scikit-learn's ``RocCurveDisplay``.
+"""The old home of :func:`plot_roc_curves`, kept so existing imports keep working.
 
-Rendering only: the curves come from arrays that :mod:`~csg_interp.applications.evaluation`
-computed. Adversarial samples are the positive class.
+Figures live in :mod:`csg_interp.plotting` (ROC curves in :mod:`csg_interp.plotting.roc`); this
+compatibility re-export is resolved lazily, so the applications layer does not import the
+plotting layer above it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import numpy as np
+from typing import Any
 
 __all__ = ["plot_roc_curves"]
 
 
-def plot_roc_curves(
-    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    ax=None,
-    title: str | None = None,
-    colors: Mapping[str, str] | None = None,
-):
-    """Draw one ROC curve per score on one axes.
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from csg_interp.plotting import roc
 
-    Args:
-        curves: ``name -> (y_true, y_score)`` with ``y_true`` 1 for adversarial, 0 for clean. The
-            legend shows ``name (AUC = …)``.
-        ax: a matplotlib axes; a new 4.5×4.5 in figure when ``None``.
-        title: the axes title.
-        colors: optional ``name -> matplotlib colour``, so that a score keeps its colour across
-            panels (names missing from it take the next colour of the cycle).
-
-    Returns:
-        The list of ``sklearn.metrics.RocCurveDisplay`` objects (``.figure_``, ``.ax_``,
-        ``.line_`` for inspection), in the order of ``curves``.
-
-    Raises:
-        ValueError: for an empty mapping.
-
-    Example:
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> y = np.array([0, 0, 1, 1])
-        >>> displays = plot_roc_curves({"perfect": (y, np.array([0.1, 0.2, 0.8, 0.9]))})
-        >>> round(displays[0].roc_auc, 3)
-        1.0
-    """
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import RocCurveDisplay
-
-    if not curves:
-        raise ValueError("no curves to plot; pass at least one name -> (y_true, y_score)")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4.5))
-    displays = []
-    last = len(curves) - 1
-    for index, (name, (y_true, y_score)) in enumerate(curves.items()):
-        displays.append(
-            RocCurveDisplay.from_predictions(
-                np.asarray(y_true), np.asarray(y_score), name=name, ax=ax,
-                plot_chance_level=index == last,
-                curve_kwargs={"color": colors[name]} if colors and name in colors else None,
-            )
-        )
-    ax.set_xlabel("false-positive rate (clean flagged)")
-    ax.set_ylabel("true-positive rate (adversarial flagged)")
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small")
-    return displays
+        return getattr(roc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,16 +38,28 @@ from .localization import (
     mask_iou,
     max_box_acc,
 )
-from .displays import (
-    AttributionOverlayDisplay,
-    ClassFiltersDisplay,
-    FilterAtlasDisplay,
-    GateHeatmapDisplay,
-    GateWeightPanelsDisplay,
-    MIComparisonDisplay,
-    MIHeatmapDisplay,
-    class_sorted_order,
+
+#: Display names re-exported lazily from :mod:`csg_interp.plotting` (the layer above), so that
+#: ``from csg_interp.attribution import GateHeatmapDisplay`` keeps working.
+_DISPLAYS = (
+    "AttributionOverlayDisplay",
+    "ClassFiltersDisplay",
+    "FilterAtlasDisplay",
+    "GateHeatmapDisplay",
+    "GateWeightPanelsDisplay",
+    "MIComparisonDisplay",
+    "MIHeatmapDisplay",
+    "class_sorted_order",
 )
+
+
+def __getattr__(name: str):
+    if name in _DISPLAYS:
+        from csg_interp import plotting
+
+        return getattr(plotting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BoxResult",

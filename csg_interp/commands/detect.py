@@ -41,21 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/detect)")
 
 
-def format_summary(result: dict) -> str:
-    """A small plain-text table of the metrics rows (one line per model, ε and score)."""
-    lines = [f"{'model':<14}{'eps':>7}  {'score':<18}{'AUC':>7}{'TPR@5%':>9}{'n':>7}"]
-    for row in result["rows"]:
-        auc = "-" if row["auc"] is None else f"{row['auc']:.3f}"
-        tpr = "-" if row["tpr_at_fpr"] is None else f"{row['tpr_at_fpr']:.3f}"
-        lines.append(f"{row['model']:<14}{row['eps']:>7g}  {row['score']:<18}{auc:>7}{tpr:>9}"
-                     f"{row['n_adversarial']:>7}")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from csg_interp.applications.pipeline import detect_run
+    from csg_interp.workflows import detect_run
 
     result = detect_run(
         args.run_dir, args.baseline, method=args.attack, eps=args.eps, num_images=args.num_images,
@@ -64,10 +51,5 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, logistic=args.logistic, logistic_images=args.logistic_images,
         data_root=args.data_root, out=args.out,
     )
-    out = Path(args.out) if args.out else Path(args.run_dir) / "detect"
-    print(format_summary(result))
-    for attack in result["attacks"]:
-        print(f"{attack['model']}: {attack['attack']} ε={attack['eps']:g} fooled "
-              f"{attack['n_success']}/{attack['n_correct']} correctly classified images")
-    print(f"wrote {out / 'metrics.json'} and {', '.join(result['figures']) or 'no figures'}")
+    print(result.summary())
     return 0

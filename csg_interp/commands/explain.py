@@ -37,34 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=-1,
                         help="workers for the MI matrix (-1: all cores)")
     parser.add_argument("--checkpoint", default="last", choices=["last", "best"])
-    parser.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--data-root", default=None, help="the data set's folder, if it moved")
     parser.add_argument("--no-figures", action="store_true", help="write only npz + index.json")
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/explain)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from csg_interp.workflows import explain_run
 
-    from csg_interp.attribution.explain import explain_run
-
-    index_path = explain_run(
+    result = explain_run(
         args.run_dir, images=args.images, num_images=args.num_images, gate=args.gate,
         mode=args.mode, top_n=args.top_n, min_gate=args.min_gate, fit_images=args.fit_images,
         checkpoint=args.checkpoint, device=args.device, data_root=args.data_root, out=args.out,
         figures=not args.no_figures, n_jobs=args.jobs, sanity_images=args.sanity,
     )  # fmt: skip
-    index = json.loads(index_path.read_text())
-    for entry in index["images"]:
-        name = entry["predicted_name"] or entry["predicted"]
-        filters = ", ".join(f"{f['filter']} (G={f['gate']:.2f})" for f in entry["filters"])
-        print(f"{entry['source']}: {name} p={entry['probability']:.2f}; "
-              f"filters: {filters or 'none'}")
-    sanity = index["info"].get("sanity")
-    if sanity:
-        finals = ", ".join(f"{m} {v:.2f}" for m, v in sanity["final_spearman"].items())
-        failed = ", ".join(sanity["unchanged_methods"]) or "none"
-        print(f"sanity check on {sanity['images']} images: Spearman ρ after randomising the whole "
-              f"model: {finals}; unchanged (fail): {failed}")
-    print(f"wrote {len(index['images'])} explanations and {index_path}")
+    print(result.summary())
     return 0

@@ -14,17 +14,26 @@ Example:
 from ._result import RunResult
 from .atlas import AtlasResult, atlas_run
 from .compare import CompareResult, compare_run
+from .detect import DetectResult, detect_run
 from .evaluate import EvaluateResult, evaluate_run
+from .explain import ExplainResult, explain_run
 from .filters import FiltersResult, filters_run
+from .localize import LocalizeResult, localize_run
 
 __all__ = [
     "AtlasResult",
     "CompareResult",
+    "DetectResult",
     "EvaluateResult",
+    "ExplainResult",
     "FiltersResult",
+    "LocalizeResult",
     "RunResult",
     "atlas_run",
     "compare_run",
+    "detect_run",
     "evaluate_run",
+    "explain_run",
     "filters_run",
+    "localize_run",
 ]

@@ -1,4 +1,4 @@
-"""``evaluate``: accuracy, MIS, its ceiling, L1-density of a run, stored in ``RUN_DIR/metrics.json``.
+"""``evaluate``: accuracy, MIS, its ceiling and L1-density of a run, in ``RUN_DIR/metrics.json``.
 
 The file (schema :data:`~csg_interp.metrics.evaluation.METRICS_SCHEMA`) is reused when the split,
 sample cap and checkpoint match, so ``filters`` and ``compare`` do not recompute the MI matrix of

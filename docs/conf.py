@@ -28,6 +28,10 @@ os.environ.setdefault("MPLBACKEND", "agg")
 os.environ.setdefault("CSG_INTERP_GALLERY_CACHE", str(ROOT / "docs" / "_build" / "gallery_runs"))
 
 import csg_interp  # noqa: E402
+from csg_interp.progress import set_progress  # noqa: E402
+
+# Gallery pages show results, not progress bars (examples run in this process).
+set_progress(False)
 
 project = "csg_interp"
 author = "the csg_interp developers"
@@ -83,6 +87,12 @@ API_PAGES: dict[str, tuple[str, list[str]]] = {
                      "MIComparisonDisplay", "AttributionOverlayDisplay"]),
     "applications": ("Applications: adversarial attacks and their detection",
                      ["attack", "GateConsistencyScore", "evaluate_detection", "detect_run"]),
+    "plotting": ("Plotting: Display objects and figure writers",
+                 ["GateHeatmapDisplay", "MIHeatmapDisplay", "GateWeightPanelsDisplay",
+                  "MIComparisonDisplay", "AttributionOverlayDisplay", "plot_roc_curves"]),
+    "workflows": ("Workflows: what each command does to a run directory",
+                  ["evaluate_run", "EvaluateResult", "filters_run", "compare_run", "explain_run",
+                   "localize_run", "detect_run", "RunResult"]),
     "report": ("Report: report.html and the figures only it draws",
                ["write_report", "load_report_data", "render_report", "plot_training_curves"]),
     "errors": ("Errors and input checks (docs/errors.md)",
@@ -176,12 +186,13 @@ html_theme_options = {
 
 
 # --- The gallery shows no warnings and no machine paths ---------------------------------------
-_GALLERY_LEAKS = re.compile(r"\b\w*Warning: |" + re.escape(str(ROOT)) + r"|/tmp/|/home/")
+_GALLERY_LEAKS = re.compile(r"\b\w*Warning: |\d+%\||" + re.escape(str(ROOT)) + r"|/tmp/|/home/")
 
 
 def _check_gallery_output(app: Any, docname: str, source: list[str]) -> None:
-    """A warning (fatal under ``-W``) for an example whose captured output shows a Python warning
-    or an absolute path of this machine: fix the example, do not filter the output."""
+    """A warning (fatal under ``-W``) for an example whose captured output shows a Python warning,
+    a progress bar or an absolute path of this machine: fix the example, do not filter the
+    output."""
     if not docname.startswith("auto_examples/"):
         return
     for number, line in enumerate(source[0].splitlines(), 1):

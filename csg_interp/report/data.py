@@ -89,6 +89,7 @@ class RunData:
         detect: ``detect/metrics.json``.
         roc_figures: ``ε → PNG`` of the detection ROC figures listed by ``detect``.
         left_out: analysis files found but not listed by their analysis (left by earlier runs).
+        atlas: ``atlas.html`` beside the report when ``csg-interp atlas`` wrote one, else ``None``.
     """
 
     run_dir: Path
@@ -105,6 +106,7 @@ class RunData:
     detect: Source | None = None
     roc_figures: dict[float, Path] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)
+    atlas: Path | None = None
 
     @property
     def has_gate(self) -> bool:
@@ -273,6 +275,8 @@ def load_run_data(run_dir: str | os.PathLike, checkpoint: str = "last",
     if data.metrics is not None:
         _check_metrics(data.metrics, manifest, checkpoint, checkpoint_time)
     if analyses:
+        if (run_dir / "atlas.html").is_file():
+            data.atlas = run_dir / "atlas.html"
         if (run_dir / "explain").is_dir():
             _read_explain(data, run_dir / "explain", checkpoint_time)
         if (run_dir / "localize").is_dir():

@@ -11,7 +11,6 @@ summary, never mixed with current numbers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from .data import ReportData, RunData, Source
@@ -315,7 +314,7 @@ def _filters(report: HtmlReport, data: ReportData) -> None:
 
 def _atlas_link(report: HtmlReport, data: ReportData) -> None:
     """A link to ``atlas.html`` when ``csg-interp atlas`` wrote one beside the report."""
-    if (Path(data.main.run_dir) / "atlas.html").is_file():
+    if data.main.atlas is not None:
         report.link("The filter atlas (atlas.html)", "atlas.html", ": every filter's top images "
                     "and the region it fires on, with its gate and MI class (csg-interp atlas).")
 

@@ -134,7 +134,8 @@ def _card(atlas: Any, images: dict[int, Tensor], k: int, prefix: str, split: str
     caption = (
         f"Filter {k}: its {len(record['top'])} {split} images with the largest pooled activation, "
         f"best first; red outline: where the upsampled map is at least t_k = "
-        f"{record['threshold']:.3g}. Under each: index (label→prediction), pooled activation."
+        f"{record['threshold']:.3g}. Listed below, in the same order: data-set index "
+        "(label→prediction) and pooled activation."
     )
     rows = []
     if gate_class is not None:

@@ -15,13 +15,13 @@ Definitions (the documented contract, checked by the tests):
   global-average-pooled value every MI figure reads (``csg_interp.metrics.extract_features``).
 * **top-k**: the ``top_k`` images with the largest score, in decreasing order, ties to the lower
   data-set index -- exactly a stable descending sort of all N scores, computed by a streaming
-  merge that keeps only K·top_k candidates (memory independent of N).
+  merge that keeps only K·top_k candidates (the state kept does not grow with N).
 * **peak**: the arg-max cell (row, col) of ``A_k(x_i)`` at the layer's resolution (the first one
   in raster order).
 * **region**: the pixels where the bilinearly upsampled map (``align_corners=False``) is
-  ``>= t_k``, the filter's dataset-level threshold (:func:`~csg_interp.attribution.
-  filter_thresholds`, computed beforehand on a validation split); **box** is the xyxy
-  pixel-edge box of its largest 8-connected component.
+  ``>= t_k``, the filter's dataset-level threshold
+  (:func:`~csg_interp.attribution.filter_thresholds`, computed beforehand on a validation
+  split); **box** is the xyxy pixel-edge box of its largest 8-connected component.
 * **filters that serve class c**: by the gate, the filters with ``G[c, k] >= min_gate``
   (as :meth:`~csg_interp.training.ClassSpecificGate.filters_of`); by MI, the filters whose
   ``argmax_c M[c, k]`` is c (as :class:`~csg_interp.metrics.FilterTable`). Both are ordered by

@@ -177,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extras = parser.parse_known_args(argv)
-    verb = parser.verb_parsers.get(args.command) if args.command else None  # type: ignore[attr-defined]
+    verbs = parser.verb_parsers  # type: ignore[attr-defined]
+    verb = verbs.get(args.command) if args.command else None
     if extras:
         (verb or parser).error(_unrecognized(verb or parser, extras))
     logging.basicConfig(

@@ -105,8 +105,8 @@ def test_run_directory_without_checkpoint_is_a_clear_error(pair, tmp_path, capsy
     for name in ("last.pt", "best.pt"):
         (broken / name).unlink()
     assert main(["evaluate", str(broken)]) == 1
-    assert "last.pt not found" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="last.pt not found"):
+    assert "last.pt is missing, and so is best.pt" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="last.pt is missing"):
         evaluate_run(broken)
     with pytest.raises(FileNotFoundError, match="run directory .* not found"):
         evaluate_run(tmp_path / "missing")

@@ -112,8 +112,9 @@ def test_expected_failures_print_one_line_and_return_1(tmp_path, capsys):
     assert main(["export", str(run_dir), "--out", str(tmp_path / "m.pt")]) == 1
     assert "corrupt or truncated" in capsys.readouterr().err
 
-    assert main(["train", *FAST, "--epochs", "1", "--lr", "-1", "--out", str(tmp_path / "x")]) == 1
-    assert "lr must be a positive finite number" in capsys.readouterr().err
+    # an option value the config rejects is a usage error (2), named by its flag
+    assert main(["train", *FAST, "--epochs", "1", "--lr", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "error: --lr must be a positive finite number" in capsys.readouterr().err
 
 
 def test_add_run_arguments_defaults_to_the_last_checkpoint():

@@ -66,7 +66,7 @@ def test_detect_on_std_run_alone_uses_the_mi_gate(tiny_digits_pair, tmp_path):
 
 
 def test_detect_refuses_eps_outside_unit_interval(tiny_digits_pair, capsys):
-    assert main(["detect", str(tiny_digits_pair["csg"]), "--eps", "8", "--device", "cpu"]) == 1
+    assert main(["detect", str(tiny_digits_pair["csg"]), "--eps", "8", "--device", "cpu"]) == 2  # usage
     assert "pixel units" in capsys.readouterr().err
 
 

@@ -264,7 +264,9 @@ def _check_checkpoint_name(checkpoint: str) -> None:
         raise ValueError(f"checkpoint must be 'last' or 'best', got {checkpoint!r}")
 
 
-def check_same_data(run_dir: str | os.PathLike, other: str | os.PathLike, role: str = "baseline") -> None:
+def check_same_data(
+    run_dir: str | os.PathLike, other: str | os.PathLike, role: str = "baseline"
+) -> None:
     """Fail fast when two runs were trained on different data (a comparison would be void).
 
     Reads only the two ``config.json`` files, before anything is measured.
@@ -281,7 +283,8 @@ def check_same_data(run_dir: str | os.PathLike, other: str | os.PathLike, role: 
     for path in (Path(run_dir), Path(other)):
         if not (path / "config.json").is_file():
             load_run(path)  # raises the usual message (missing directory, file given, ...)
-    mine, theirs = TrainConfig.load(Path(run_dir) / "config.json"), TrainConfig.load(Path(other) / "config.json")
+    mine = TrainConfig.load(Path(run_dir) / "config.json")
+    theirs = TrainConfig.load(Path(other) / "config.json")
     for field_name in ("dataset", "data_seed"):
         a, b = getattr(mine, field_name), getattr(theirs, field_name)
         if a != b:
@@ -295,11 +298,17 @@ def _missing_checkpoint_message(run_dir: Path, checkpoint: str) -> str:
     """Why ``<checkpoint>.pt`` is missing, judged from the run's other files."""
     path = run_dir / f"{checkpoint}.pt"
     other = "best" if checkpoint == "last" else "last"
-    history = read_history(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
-    if (run_dir / f"{other}.pt").is_file() or history:
+    metrics = run_dir / "metrics.jsonl"
+    history = read_history(metrics) if metrics.is_file() else []
+    if (run_dir / f"{other}.pt").is_file():
         return (
             f"{path} is missing although the run has {len(history)} completed epoch(s): it was "
             f"deleted or moved. Restore it, or use `checkpoint={other}`"
+        )
+    if history:
+        return (
+            f"{path} is missing, and so is {other}.pt, although the run has {len(history)} "
+            "completed epoch(s): the checkpoints were deleted or moved. Restore them or retrain"
         )
     return (
         f"{path} not found: the run has not finished an epoch yet; continue it with "
@@ -315,7 +324,7 @@ def _load_weights(net: nn.Module, weights: dict[str, Any], path: Path, config: T
     shapes = [
         f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
         for k, v in own.items()
-        if k in weights and hasattr(weights[k], "shape") and tuple(weights[k].shape) != tuple(v.shape)
+        if k in weights and tuple(getattr(weights[k], "shape", v.shape)) != tuple(v.shape)
     ]
     if missing or unexpected or shapes:
         parts = [f"{len(x)} {what}" for x, what in ((missing, "missing"), (unexpected, "unexpected"),

@@ -1,10 +1,12 @@
 """Errors of csg_interp and the small input checks that raise them.
 
 Every expected failure raises a subclass of :class:`CSGInterpError` whose message says what was
-wrong and what to do, in Python terms: parameters are written in backquotes (```eps```,
-```data_root```) and data-set loader options as ```download=True```. The command line
-(``csg_interp.cli``) rewrites those names into the flags of the command that failed (``--eps``,
-``--data-root``, ``--data-option download=true``) and prints the message on one line.
+wrong and what to do, in Python terms: a parameter is set between single backquotes, as in
+``"`eps` [0.0] holds 0"`` or ``"pass `data_root=DIR`"``, and a data-set loader option the same
+way (``"`download=True`"``). The command line (``csg_interp.cli``) rewrites those names into the
+flags of the command that failed (``--eps``, ``--data-root DIR``, ``--data-option
+download=true``; a name the command has no flag for keeps its Python spelling) and prints the
+message on one line.
 
 The classes also derive from the built-in exception a caller would expect (``ValueError``,
 ``FileNotFoundError``, ``FileExistsError``, ``KeyboardInterrupt``), so ``except ValueError``

@@ -220,11 +220,14 @@ def localize_run(
     if not 0.0 < sweep_step < 1.0:
         raise ValueError(f"--sweep-step must lie in (0, 1), got {sweep_step}")
     from csg_interp.errors import check_output_parent, check_positive_int
+    from csg_interp.training.runs import check_same_data
 
     check_positive_int(batch_size, "batch_size")
     check_positive_int(overlays, "overlays", minimum=0)
     if out is not None:
         check_output_parent(out, "out")
+    if baseline is not None:
+        check_same_data(run_dir, baseline, "baseline")
     device = resolve_device(device)
     runs = {"main": load_run(run_dir, checkpoint, device=device)}
     if baseline is not None:

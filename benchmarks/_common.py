@@ -6,7 +6,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
-__all__ = ["interleaved_medians", "markdown_table"]
+__all__ = ["interleaved_medians", "markdown_table", "synthetic_bundle"]
 
 
 def interleaved_medians(
@@ -38,3 +38,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def synthetic_bundle(batch: int = 128, classes: int = 10, size: int = 28):
+    """One batch of random uint8 images (1 channel) as a DataBundle whose splits are that batch."""
+    import torch
+
+    from csg_interp.data import ArrayDataset, DataBundle
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, 1, size, size), generator=generator, dtype=torch.uint8)
+    split = ArrayDataset(images, torch.arange(batch) % classes, [str(c) for c in range(classes)])
+    return DataBundle("synthetic", split, split, split, split.classes, (0.5,), (0.25,))

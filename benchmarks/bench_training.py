@@ -15,21 +15,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved_medians, markdown_table  # noqa: E402
+from _common import interleaved_medians, markdown_table, synthetic_bundle  # noqa: E402
 
-from csg_interp.data import ArrayDataset, DataBundle  # noqa: E402
+from csg_interp.data import DataBundle  # noqa: E402
 from csg_interp.training import TrainConfig, Trainer  # noqa: E402
 
 TITLE = "Training step: CSG vs STD"
 BATCH, CLASSES, SIZE = 128, 10, 28
-
-
-def _synthetic_bundle() -> DataBundle:
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (BATCH, 1, SIZE, SIZE), generator=generator, dtype=torch.uint8)
-    labels = torch.arange(BATCH) % CLASSES
-    split = ArrayDataset(images, labels, [str(c) for c in range(CLASSES)])
-    return DataBundle("synthetic", split, split, split, split.classes, (0.5,), (0.25,))
 
 
 def _trainer(bundle: DataBundle, out: str, **options) -> Trainer:
@@ -49,7 +41,7 @@ def run(quick: bool = False) -> str:
 
 def _run(quick: bool) -> str:
     rounds, repeats = (3, 2) if quick else (9, 4)
-    bundle = _synthetic_bundle()
+    bundle = synthetic_bundle(BATCH, CLASSES, SIZE)
     images, labels = bundle.train.tensors()
     # Same trainable parameters on both paths: every backbone/head parameter (+ the C×K gate).
     same = _trainer(bundle, "unused-a", std_stages="all", csg_stages="all")

@@ -4,6 +4,7 @@ Usage::
 
     python experiments/make_table.py                    # protocol "main", Markdown to stdout
     python experiments/make_table.py --out experiments/results/main/TABLE.md
+    python experiments/make_table.py --protocol full    # experiments/full_accuracy.py's runs
 
 Per run: accuracy, MIS, normalised MIS, ceiling, L1-density, gate/MI agreement, filters per class.
 Per variant (mean ± std over the seeds present): the same, then against STD: MIS ratio, the share
@@ -36,9 +37,17 @@ def _mean_std(summary: dict, key: str, digits: int = 4) -> str:
 
 
 def load_results(protocol: str) -> dict[str, list[dict]]:
+    """Result JSONs by variant. The ``full`` protocol's files (experiments/full_accuracy.py) hold
+    the test metrics under ``test`` and the wall time under ``train_wall_s``; they are read into
+    the sweep's keys (``metrics``, ``train_seconds``). Files without metrics (the benchmark's bare
+    loop) are left out."""
     by_variant: dict[str, list[dict]] = defaultdict(list)
     for path in sorted((HERE / "results" / protocol).glob("*.json")):
         result = json.loads(path.read_text())
+        result.setdefault("metrics", result.get("test"))
+        result.setdefault("train_seconds", result.get("train_wall_s"))
+        if result["metrics"] is None:
+            continue
         by_variant[result["variant"]].append(result)
     for results in by_variant.values():
         results.sort(key=lambda r: r["seed"])

@@ -24,6 +24,7 @@ def _seed_everything():
 TINY_DIGITS_OPTIONS = dict(
     dataset="digits", model="smallcnn", epochs=3, batch_size=32, gate_lr=0.1, lam=1e-3, seed=0,
     optimizer="adam", lr=1e-3, csg_lr=1e-3, weight_decay=0.0, lr_schedule="multistep",
+    channels_last=False,
 )
 
 

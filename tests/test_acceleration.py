@@ -124,7 +124,7 @@ def test_trainer_workers_change_speed_not_results(tmp_path) -> None:
 
 
 def test_trainer_channels_last_and_bf16_on_cpu(tmp_path) -> None:
-    reference, plain = _fitted_state(tmp_path / "fp32")
+    reference, plain = _fitted_state(tmp_path / "fp32", channels_last=False)
     nhwc, last = _fitted_state(tmp_path / "nhwc", channels_last=True)
     conv = [m for m in nhwc.net.modules() if isinstance(m, torch.nn.Conv2d)][0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)

@@ -185,7 +185,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "epoch CSG; weights and BatchNorm statistics fixed)")
     scale.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
                        help="mixed precision (fp16 on CUDA only, with gradient scaling)")
-    scale.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    scale.add_argument("--channels-last", default=True, action=argparse.BooleanOptionalAction,
+                       help="NHWC memory format (faster convolutions on CPU and GPU)")
     scale.add_argument("--workers", type=int, default=0,
                        help="processes gathering each batch (pinned memory on CUDA); same results")
 

@@ -119,6 +119,17 @@ def _api_page(package: str, title: str, first: list[str]) -> str:
             return 1
         return 2 if callable(obj) else 3
 
+    def home(name: str) -> str | None:
+        """The other API page that documents a re-exported object (one description per object)."""
+        owner = str(getattr(getattr(module, name), "__module__", "") or "")
+        for other in API_PAGES:
+            if other != package and owner.startswith(f"csg_interp.{other}"):
+                return other
+        return None
+
+    elsewhere = [name for name in public if home(name)]
+    public = [name for name in public if name not in elsewhere]
+    first = [name for name in first if name in public]
     ordered = first + sorted((n for n in public if n not in first), key=lambda n: (group(n), n))
     lines = [f"csg_interp.{package}", "=" * (len(package) + 11), "", f"*{title}*", "",
              f".. automodule:: csg_interp.{package}", "   :no-members:", "",
@@ -126,6 +137,11 @@ def _api_page(package: str, title: str, first: list[str]) -> str:
              "   :nosignatures:", ""]
     # Constants stay out of the table: autosummary would show their type's docstring (dict's).
     lines += [f"   {name}" for name in ordered if group(name) < 3] + [""]
+    if elsewhere:
+        pages = sorted({home(name) for name in elsewhere})
+        lines += ["Also exported here, documented on "
+                  + ", ".join(f":doc:`{page}`" for page in pages) + ": "
+                  + ", ".join(f"``{name}``" for name in elsewhere) + ".", ""]
     for name in ordered:
         obj = getattr(module, name)
         if inspect.isclass(obj) and issubclass(obj, BaseException):

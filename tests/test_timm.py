@@ -24,7 +24,9 @@ VIT_AVG = dict(VIT, class_token=False, global_pool="avg", fc_norm=False)
 ARCHITECTURES = {
     "resnet": ("timm:test_resnet", {}, 64, GAPLinearHead, True),
     "convnext": ("timm:test_convnext", {}, 64, ForwardHead, False),
-    "convnext_norm_first": ("timm:test_convnext", {"head_norm_first": True}, 64, GAPLinearHead, True),
+    "convnext_norm_first": (
+        "timm:test_convnext", {"head_norm_first": True}, 64, GAPLinearHead, True
+    ),
     "efficientnet": ("timm:test_efficientnet", {}, 64, GAPLinearHead, True),
     "vit_avg": ("timm:vit_tiny_patch16_224", VIT_AVG, 16, GAPLinearHead, True),
     "vit_fc_norm": (
@@ -121,20 +123,20 @@ def _hand_vit() -> CSGNet:
 
 def test_cam_on_a_hand_weighted_transformer():
     net = _hand_vit()
-    x = torch.arange(1.0, 17.0).view(1, 1, 4, 4).repeat(2, 1, 1, 1)
-    # Patches (row-major): sums 14, 22, 46, 54, top-left pixels 1, 3, 9, 11; their mean (34, 6)
-    # is added to each token: (48, 7), (56, 9), (80, 15), (88, 17).
-    expected_tokens = torch.tensor([[[48.0, 56.0], [80.0, 88.0]], [[7.0, 9.0], [15.0, 17.0]]])
+    x = torch.arange(1.0, 17.0).view(1, 1, 4, 4).repeat(2, 1, 1, 1) / 16  # pixels in [0, 1]
+    # In units of 1/16: patches (row-major) sum to 14, 22, 46, 54, top-left pixels 1, 3, 9, 11;
+    # their mean (34, 6) is added to each token: (48, 7), (56, 9), (80, 15), (88, 17).
+    expected_tokens = torch.tensor([[[48.0, 56.0], [80.0, 88.0]], [[7.0, 9.0], [15.0, 17.0]]]) / 16
     torch.testing.assert_close(net.features(x)[0], expected_tokens)
     maps = CSGAttribution.from_net(net, mode="cam").attribute(x, target=[0, 1])
     # class 0: G·W = (1, 0) → channel 0; class 1: G·W = (-0.5, 3) → -0.5·c0 + 3·c1.
-    torch.testing.assert_close(maps[0, 0], torch.tensor([[48.0, 56.0], [80.0, 88.0]]))
-    torch.testing.assert_close(maps[1, 0], torch.tensor([[-3.0, -1.0], [5.0, 7.0]]))
+    torch.testing.assert_close(maps[0, 0], torch.tensor([[48.0, 56.0], [80.0, 88.0]]) / 16)
+    torch.testing.assert_close(maps[1, 0], torch.tensor([[-3.0, -1.0], [5.0, 7.0]]) / 16)
     std, csg = net(x, torch.tensor([0, 1]))
-    # STD: W·(68, 12) + b; CSG: W·(G_y ⊙ (68, 12)) + b.
-    torch.testing.assert_close(std[0], torch.tensor([74.1, -32.2]))
-    torch.testing.assert_close(csg[0, 0], torch.tensor(68.1))  # = mean(cam_0) + b_0
-    torch.testing.assert_close(csg[1, 1], torch.tensor(1.8))  # = mean(cam_1) + b_1
+    # STD: W·(68, 12)/16 + b; CSG: W·(G_y ⊙ (68, 12))/16 + b.
+    torch.testing.assert_close(std[0], torch.tensor([74 / 16 + 0.1, -32 / 16 - 0.2]))
+    torch.testing.assert_close(csg[0, 0], torch.tensor(68 / 16 + 0.1))  # = mean(cam_0) + b_0
+    torch.testing.assert_close(csg[1, 1], torch.tensor(2 / 16 - 0.2))  # = mean(cam_1) + b_1
 
 
 def test_refused_heads_say_what_to_do():
@@ -219,3 +221,118 @@ def test_parameters_are_owned_once_and_vit_stages():
     assert {id(p) for p in model.blocks[-1].parameters()} <= last
     assert {id(p) for p in model.head.parameters()} <= last
     assert not {id(p) for p in model.blocks[0].parameters()} & last
+
+
+# ----------------------------------------------------------------------------- runs and commands
+TINY_VIT_OPTIONS = [
+    "img_size=8", "patch_size=4", "embed_dim=32", "depth=2", "num_heads=2", "mlp_ratio=2",
+    "class_token=false", "global_pool=avg", "fc_norm=false", "dynamic_img_size=true",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def vit_run(tmp_path_factory):
+    """A CSG run of a tiny timm ViT on digits, trained through the command line (a few seconds)."""
+    from csg_interp.cli import main
+
+    out = tmp_path_factory.mktemp("vit") / "csg"
+    threads = torch.get_num_threads()
+    options = [arg for option in TINY_VIT_OPTIONS for arg in ("--model-option", option)]
+    code = main([
+        "train", "--dataset", "digits", "--model", "timm:vit_tiny_patch16_224", *options,
+        "--epochs", "6", "--batch-size", "32", "--optimizer", "adamw", "--lr", "3e-3",
+        "--csg-lr", "3e-3", "--weight-decay", "0.05",
+        "--threads", "2", "--no-progress", "--out", str(out),
+    ])  # fmt: skip
+    torch.set_num_threads(threads)
+    assert code == 0
+    return out
+
+
+def test_trained_vit_run_loads_back_with_its_options(vit_run):
+    import json
+
+    from csg_interp.training import load_run
+
+    config = json.loads((vit_run / "config.json").read_text())
+    options = config["model_options"]
+    assert options["patch_size"] == 4 and options["fc_norm"] is False
+    run = load_run(vit_run)
+    assert isinstance(run.net.head, GAPLinearHead) and run.net.num_filters == 32
+    assert run.manifest["result"]["test_acc"] > 0.3  # 6 epochs of a 32-channel ViT (chance 0.1)
+    x = torch.as_tensor(run.load_data().test.images[:4]).float().div(255)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    assert run.net.features(x).shape == (4, 32, 2, 2)  # 8 px, 4 px patches: a 2×2 grid
+
+
+def test_weights_load_a_local_timm_checkpoint(tmp_path):
+    from safetensors.torch import save_file
+
+    from csg_interp.training import TrainConfig, build_net
+
+    options = dict(VIT_AVG, img_size=8, patch_size=2)
+    source = build_backbone("timm:vit_tiny_patch16_224", 10, 1, options=options)
+    meta = {"num_classes": 10, "in_channels": 1, "mean": [0.5], "std": [0.25]}
+    for name in ("vit.pt", "vit.safetensors"):
+        path = tmp_path / name
+        if name.endswith(".pt"):
+            torch.save(source.state_dict(), path)
+        else:
+            save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+        config = TrainConfig(
+            dataset="digits", model="timm:vit_tiny_patch16_224", model_options=options,
+            weights=str(path),
+        ).resolved()  # fmt: skip
+        net = build_net(config, meta)
+        for key, value in source.state_dict().items():
+            assert torch.equal(net.features.body.model.state_dict()[key], value), key
+
+
+@pytest.mark.slow
+def test_commands_accept_the_vit_without_special_cases(vit_run, tmp_path):
+    import json
+
+    from csg_interp.cli import main
+
+    assert main(["filters", str(vit_run), "--jobs", "1"]) == 0
+    assert (vit_run / "filters.csv").is_file()
+    metrics = json.loads((vit_run / "metrics.json").read_text())
+    assert len(metrics["mi_matrix"]) == 10 and len(metrics["mi_matrix"][0]) == 32
+    assert main(["explain", str(vit_run), "--images", "0", "1", "--jobs", "1",
+                 "--out", str(tmp_path / "explain")]) == 0  # fmt: skip
+    assert main([
+        "localize", str(vit_run), "--val-size", "16", "--test-size", "16", "--sweep-step", "0.25",
+        "--overlays", "0", "--methods", "csg", "cam", "--device", "cpu",
+        "--out", str(tmp_path / "loc"),
+    ]) == 0  # fmt: skip
+    loc = json.loads((tmp_path / "loc" / "metrics.json").read_text())
+    assert 0.0 <= loc["models"]["csg"]["methods"]["csg"]["gt_known_loc"] <= 1.0
+    assert main([
+        "detect", str(vit_run), "--eps", "0.1", "--steps", "2", "--num-images", "32",
+        "--fit-images", "64", "--device", "cpu", "--out", str(tmp_path / "det"),
+    ]) == 0  # fmt: skip
+
+
+@pytest.mark.parametrize("key", ["resnet", "convnext", "vit_fc_norm"])
+def test_randomising_the_head_unit_changes_the_shared_classifier(key):
+    # The sanity check's cascade re-initialises net.head first; the classifier it references is
+    # owned by the features, so the head offers reset_parameters for it.
+    from csg_interp.attribution.sanity import _randomize_
+
+    net, model, size = _net(key)
+    x = torch.rand(2, 1, size, size)
+    before = net(x)
+    classifier = model.get_classifier().weight.clone()
+    _randomize_(net.head)
+    assert not torch.equal(model.get_classifier().weight, classifier)
+    assert not torch.allclose(net(x), before)
+
+
+def test_gate_consistency_score_takes_signed_token_channels():
+    from csg_interp.applications.detection import GateConsistencyScore, ModelOutputs
+
+    gate = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # A ViT's pooled token channels are signed: the mass of a channel is its magnitude.
+    outputs = ModelOutputs(torch.tensor([[-3.0, 1.0], [0.5, -0.5]]), torch.tensor([[1.0, 0.0]] * 2))
+    assert GateConsistencyScore(gate).score(outputs).tolist() == [0.25, 0.5]

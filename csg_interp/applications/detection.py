@@ -218,8 +218,13 @@ class GateConsistencyScore:
         return cls(gate_from_mi(torch.as_tensor(np.asarray(mi_matrix)), projection=projection), name=name)
 
     def score(self, outputs: ModelOutputs) -> np.ndarray:
-        """(N,) outside-mass shares for the predicted classes."""
-        return gate_outside_mass(outputs.pooled, self.gate, outputs.predicted).numpy()
+        """(N,) outside-mass shares for the predicted classes.
+
+        The mass of a filter is the magnitude ``|f_k|`` of its pooled activation: for post-ReLU
+        maps (the paper's CNNs) that is ``f_k`` itself; signed maps (a timm ViT's token channels,
+        EfficientNet's SiLU output, docs/models.md) count how strongly each filter is engaged.
+        """
+        return gate_outside_mass(outputs.pooled.abs(), self.gate, outputs.predicted).numpy()
 
 
 class MaxSoftmaxScore:

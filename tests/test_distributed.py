@@ -91,6 +91,9 @@ def _worker(rank: int, root: str, port: int) -> None:
 class _HalfBatchAccumulator(Trainer):
     """One process, each step = the two ranks' half-batches, gradients accumulated and averaged."""
 
+    def _steps_per_epoch(self) -> int:
+        return len(self._batches(0))  # the per-step learning-rate schedule counts these steps
+
     def _batches(self, epoch: int) -> list[torch.Tensor]:
         shards = []
         for rank in range(WORLD):
@@ -107,26 +110,36 @@ class _HalfBatchAccumulator(Trainer):
 
     def train_step(self, kind, images, labels):
         half = images.shape[0] // 2
-        optimizer = self.optimizers[self.schedule.optimizer_for(kind)]
+        # every optimiser this step uses (the path's and, with SGD, the gate's own Adam)
+        optimizers = self._optimizers_of(kind)
         gate, net = self.net.gate, self.net
-        real_step = optimizer.step
+        real_steps = [optimizer.step for optimizer in optimizers]
+        averaged = {"done": False}
 
-        def averaged_step(*args, **kwargs):
-            for p in net.parameters():
-                if p.grad is not None:
-                    p.grad.div_(WORLD)
-            return real_step(*args, **kwargs)
+        def averaged_step(real_step):
+            def step(*args, **kwargs):
+                if not averaged["done"]:  # average the summed gradients once, before any step
+                    for p in net.parameters():
+                        if p.grad is not None:
+                            p.grad.div_(WORLD)
+                    averaged["done"] = True
+                return real_step(*args, **kwargs)
+
+            return step
 
         try:  # first half: backward only; second half: no zeroing, averaged step, projection
-            optimizer.step = lambda *a, **k: None
+            for optimizer in optimizers:
+                optimizer.step = lambda *a, **k: None
             gate.project_ = lambda: 0
             super().train_step(kind, images[:half], labels[:half])
             net.zero_grad = lambda *a, **k: None
-            optimizer.step = averaged_step
+            for optimizer, real_step in zip(optimizers, real_steps):
+                optimizer.step = averaged_step(real_step)
             del gate.project_
             return super().train_step(kind, images[half:], labels[half:])
         finally:
-            vars(optimizer).pop("step", None)
+            for optimizer in optimizers:
+                vars(optimizer).pop("step", None)
             vars(net).pop("zero_grad", None)
             vars(gate).pop("project_", None)
 

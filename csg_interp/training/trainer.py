@@ -179,8 +179,7 @@ class Trainer:
         self.config = config if config.is_resolved else config.resolved()
         if not self.config.out:
             raise ValueError("config.out is required: the run directory to write (e.g. runs/NAME)")
-        self.schedule = EpochSchedule(self.config)
-        self.schedule.check_has_csg()
+        EpochSchedule(self.config).check_has_csg()  # fail before loading any data
         self.rank, self.world_size = int(rank), int(world_size)
         self.device = resolve_device(device if device is not None else self.config.device)
         self.progress = progress
@@ -196,10 +195,10 @@ class Trainer:
         self.amp = MixedPrecision(self.config.amp, self.device)
         if self.config.channels_last:
             to_channels_last(self.net)
-        self.optimizers = self._build_optimizers()
-        self.model = self.wrap_model(self.net)
         self.sampler = sampler if sampler is not None else self.make_sampler()
         self.schedule = EpochSchedule(self.config, steps_per_epoch=self._steps_per_epoch())
+        self.optimizers = self._build_optimizers()
+        self.model = self.wrap_model(self.net)
         self.epochs_done = 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": None, "val_acc": None}

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import importlib
 import json
 import os
 import subprocess
@@ -58,6 +59,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "csg_adam": {"optimizer": "adam", "lr": 3e-3, "csg_lr": 3e-3, "weight_decay": 0.0},
     "csg_2of3": {"csg_from": 1},
     "csg_allstages": {"csg_stages": "all"},
+    # The own extension (experiments/counterfactual.py): the paper's method plus the
+    # counterfactual-gate loss, weight 1, in its CSG epochs; every other setting equal.
+    "csg_cf": {},
+}
+
+#: Variants trained by an extension's trainer: variant -> (module in experiments/, its kwargs).
+EXTENSIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "csg_cf": ("counterfactual", {"cf_weight": 1.0}),
 }
 
 
@@ -86,7 +95,8 @@ def compute_lock():
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def make_trainer_class():
+def make_trainer_class(base: type | None = None):
+    """The probed trainer, a subclass of ``base`` (default the package's ``Trainer``)."""
     import numpy as np
     import torch
 
@@ -95,7 +105,7 @@ def make_trainer_class():
     from csg_interp.training import Trainer
     from csg_interp.training.trainer import evaluate_accuracy
 
-    class ProbedTrainer(Trainer):
+    class ProbedTrainer(base or Trainer):  # type: ignore[misc, valid-type]
         """A trainer that also measures test accuracy and validation MIS after every epoch; the
         probes' time is kept out of the wall-time curve."""
 
@@ -176,8 +186,13 @@ def run_one(
         channels_last=channels_last, **sizes, **VARIANTS[variant],
     ).resolved()  # fmt: skip
     resume = (run_dir / "last.pt").is_file()
-    trainer = make_trainer_class()(config, progress=False, mis_samples=200 if smoke else 2000,
-                                   probes=probes)
+    base, extension_kwargs = None, {}
+    if variant in EXTENSIONS:
+        module_name, extension_kwargs = EXTENSIONS[variant]
+        sys.path.insert(0, str(HERE))
+        base = getattr(importlib.import_module(module_name), "TRAINER")
+    trainer = make_trainer_class(base)(config, progress=False, probes=probes,
+                                       mis_samples=200 if smoke else 2000, **extension_kwargs)
     run = trainer.fit(resume=resume)
     train_wall = time.perf_counter() - trainer.started - trainer.probe_seconds
     bundle = run.load_data()
@@ -192,6 +207,8 @@ def run_one(
         "variant": variant,
         "seed": seed,
         "config": config.to_dict(),
+        "extension": {"module": EXTENSIONS[variant][0], **EXTENSIONS[variant][1]}
+        if variant in EXTENSIONS else None,
         "git": git_revision(),
         "train_wall_s": round(train_wall, 1),
         "resumed": resume,

@@ -12,21 +12,19 @@ detached (the term trains the backbone only; the gate keeps its own CE + hinge u
 added with weight ``leak_weight`` to every step that computes the CSG path (CSG epochs of the
 alternating schedule, every step of the joint one).
 
-Used by experiments/sweep.py through :class:`LeakTrainer`, a subclass of the package's
-:class:`~csg_interp.training.trainer.Trainer` that wraps the objective functions for one step.
-With ``leak_weight = 0`` it is the plain trainer.
+Used by experiments/sweep.py through :class:`LeakTrainer`, an
+:class:`~extra_term.ExtraTermTrainer` (experiments/extra_term.py: the package's trainer plus one
+term on its CSG-path steps). With ``leak_weight = 0`` it is the plain trainer.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from csg_interp.training import trainer as trainer_module
-from csg_interp.training.trainer import Trainer
+from extra_term import ExtraTermTrainer  # experiments/extra_term.py
 
 __all__ = ["leak_penalty", "LeakTrainer"]
 
@@ -47,55 +45,19 @@ def leak_penalty(pooled: Tensor, gate: Tensor, labels: Tensor, eps: float = 1e-6
     return ((closed * pooled).sum(dim=1) / (pooled.sum(dim=1) + eps)).mean()
 
 
-class LeakTrainer(Trainer):
-    """:class:`Trainer` whose CSG/joint steps add ``leak_weight · leak_penalty``."""
+class LeakTrainer(ExtraTermTrainer):
+    """:class:`~extra_term.ExtraTermTrainer` whose CSG/joint steps add
+    ``leak_weight · leak_penalty``."""
+
+    term_name = "leak"
 
     def __init__(self, config: Any, leak_weight: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(config, **kwargs)
-        if leak_weight < 0:
-            raise ValueError(f"leak_weight must be ≥ 0, got {leak_weight}")
-        self.leak_weight = float(leak_weight)
-        self.leak_sum = 0.0
-        self.leak_steps = 0
+        super().__init__(config, weight=leak_weight, **kwargs)
 
-    @contextlib.contextmanager
-    def _leak_objectives(self, labels: Tensor):
-        captured: dict[str, Tensor] = {}
-        handle = self.net.features.register_forward_hook(
-            lambda module, inputs, output: captured.__setitem__("map", output)
-        )
-        originals = {n: getattr(trainer_module, n) for n in ("csg_objective", "joint_objective")}
+    @property
+    def leak_weight(self) -> float:
+        return self.weight
 
-        def wrap(objective):
-            def with_leak(*args: Any, **kwargs: Any):
-                terms = objective(*args, **kwargs)
-                activations = captured["map"]
-                pooled = activations.mean(dim=(2, 3)) if activations.dim() == 4 else activations
-                leak = leak_penalty(pooled, self.net.gate.weight, labels)
-                self.leak_sum += float(leak.detach())
-                self.leak_steps += 1
-                terms.total = terms.total + self.leak_weight * leak
-                return terms
-
-            return with_leak
-
-        try:
-            for name, objective in originals.items():
-                setattr(trainer_module, name, wrap(objective))
-            yield
-        finally:
-            for name, objective in originals.items():
-                setattr(trainer_module, name, objective)
-            handle.remove()
-
-    def train_step(self, kind: str, images: Tensor, labels: Tensor) -> dict[str, float]:
-        if kind == "std" or self.leak_weight == 0.0:
-            return super().train_step(kind, images, labels)
-        with self._leak_objectives(labels):
-            return super().train_step(kind, images, labels)
-
-    def train_epoch(self, epoch: int) -> dict[str, Any]:
-        self.leak_sum, self.leak_steps = 0.0, 0
-        row = super().train_epoch(epoch)
-        row["leak"] = self.leak_sum / self.leak_steps if self.leak_steps else None
-        return row
+    def extra_term(self, activations: Tensor, labels: Tensor) -> Tensor:
+        pooled = activations.mean(dim=(2, 3)) if activations.dim() == 4 else activations
+        return leak_penalty(pooled, self.net.gate.weight, labels)

@@ -42,3 +42,55 @@ def test_full_accuracy_rejects_unknown_variants(capsys):
     with pytest.raises(SystemExit):
         full_accuracy.main(["--variants", "nope", "--smoke"])
     assert "unknown variant(s) nope" in capsys.readouterr().err
+
+
+def test_counterfactual_loss_is_minus_log_one_minus_p_of_the_masking_class():
+    import torch
+    from counterfactual import counterfactual_gate_loss
+
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, -1.0]])
+    wrong = torch.tensor([0, 2])
+    p = torch.softmax(logits, dim=1)
+    expected = -(torch.log(1 - p[0, 0]) + torch.log(1 - p[1, 2])) / 2
+    assert float(counterfactual_gate_loss(logits, wrong)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_wrong_classes_are_never_the_label_and_cover_every_other_class():
+    import torch
+    from counterfactual import wrong_classes
+
+    labels = torch.arange(4).repeat(500)
+    wrong = wrong_classes(labels, 4, torch.Generator().manual_seed(0))
+    assert bool((wrong != labels).all())
+    for label in range(4):
+        assert set(wrong[labels == label].tolist()) == set(range(4)) - {label}
+
+
+def test_counterfactual_term_trains_features_and_head_but_not_the_gate(tmp_path):
+    import torch
+    from counterfactual import CounterfactualTrainer
+
+    from csg_interp.training.config import TrainConfig
+
+    config = TrainConfig(dataset="digits", model="smallcnn", device="cpu", seed=0, epochs=1,
+                         out=str(tmp_path / "cf")).resolved()  # fmt: skip
+    trainer = CounterfactualTrainer(config, cf_weight=1.0, progress=False)
+    net = trainer.net
+    images, labels = trainer.bundle.train.tensors(torch.arange(16))
+    activations = net.features(images)
+    net.zero_grad(set_to_none=True)
+    trainer.extra_term(activations, labels).backward()
+    assert net.gate.weight.grad is None
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.head.parameters())
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.features.parameters())
+
+
+def test_full_accuracy_extension_variant_records_its_term(tmp_path):
+    _fashion_mnist_or_skip()
+    import full_accuracy
+
+    result = full_accuracy.run_one("csg_cf", 0, smoke=True, probes=False, runs_root=tmp_path)
+    assert result["extension"] == {"module": "counterfactual", "cf_weight": 1.0}
+    terms = [row["counterfactual"] for row in result["history"]]
+    assert [t is not None for t in terms] == [row["kind"] == "csg" for row in result["history"]]
+    assert all(t > 0 for t in terms if t is not None)

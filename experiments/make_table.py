@@ -7,10 +7,12 @@ Usage::
     python experiments/make_table.py --protocol full    # experiments/full_accuracy.py's runs
 
 Per run: accuracy, MIS, normalised MIS, ceiling, L1-density, gate/MI agreement, filters per class.
-Per variant (mean ± std over the seeds present): the same, then against STD: MIS ratio, the share
+Per variant (mean ± std over the seeds present): the same, then against its STD twin (``std_X``
+for ``csg_X`` when trained, else ``std``): MIS ratio, the share
 of the STD→ceiling gap closed (ceiling from the STD runs), the accuracy change, and the project's
 checks (every CSG seed's MIS above every STD seed's, gap closed ≥ 50 %, accuracy within 1 point,
-L1-density ≤ 0.15).
+L1-density ≤ 0.15). The ``full`` tables end with each gated variant against the paper's method
+(``csg``) at the seeds both have.
 """
 
 from __future__ import annotations
@@ -72,14 +74,10 @@ def build_tables(protocol: str) -> str:
                 f"{_fmt(m['gate_mi_agreement'], 3)} | {','.join(map(str, m['filters_per_class_mi']))} | "
                 f"{r['train_seconds']:.0f} |"
             )
-    std_runs = [r["metrics"] for r in by_variant["std"]]
-    std_summary = summarize(std_runs)
-    std_means = {k: v["mean"] for k, v in std_summary.items() if isinstance(v, dict)}
-    std_means["n_mi"] = std_summary["n_mi"]
     lines += ["", f"### Means over seeds ({protocol}), against STD", ""]
-    lines.append("| variant | seeds | test acc | MIS | MIS norm. | ceiling | L1-density | MIS ratio | "
-                 "gap closed | Δacc (pt) | all CSG > all STD | bar met |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("| variant | seeds | test acc | MIS | MIS norm. | ceiling | L1-density | STD twin | "
+                 "MIS ratio | gap closed | Δacc (pt) | all CSG > all STD | bar met |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for variant, results in by_variant.items():
         metrics = [r["metrics"] for r in results]
         summary = summarize(metrics)
@@ -87,9 +85,14 @@ def build_tables(protocol: str) -> str:
                f"{_mean_std(summary, 'accuracy')} | {_mean_std(summary, 'mis')} | "
                f"{_mean_std(summary, 'mis_normalized')} | {_mean_std(summary, 'mi_ceiling')} | "
                f"{_mean_std(summary, 'l1_density')} |")
-        if variant == "std":
-            lines.append(row + " 1 | 0 | 0 | – | – |")
+        if variant.startswith("std"):
+            lines.append(row + " – | 1 | 0 | 0 | – | – |")
             continue
+        twin = std_twin(variant, by_variant)
+        std_runs = [r["metrics"] for r in by_variant[twin]]
+        std_summary = summarize(std_runs)
+        std_means = {k: v["mean"] for k, v in std_summary.items() if isinstance(v, dict)}
+        std_means["n_mi"] = std_summary["n_mi"]
         means = {k: v["mean"] for k, v in summary.items() if isinstance(v, dict)}
         means["n_mi"] = summary["n_mi"]
         comparison = compare_metrics(means, std_means)
@@ -104,11 +107,61 @@ def build_tables(protocol: str) -> str:
             and density <= DEFAULT_TARGETS["l1_density_max"]
         )
         lines.append(
-            row + f" {_fmt(comparison['mis_ratio'], 3)} | {_fmt(comparison['gap_closed'], 3)} | "
-            f"{comparison['delta_accuracy_points']:+.2f} | {'yes' if above else 'no'} | "
-            f"{'**yes**' if met else 'no'} |"
+            row + f" {twin} | {_fmt(comparison['mis_ratio'], 3)} | "
+            f"{_fmt(comparison['gap_closed'], 3)} | {comparison['delta_accuracy_points']:+.2f} | "
+            f"{'yes' if above else 'no'} | {'**yes**' if met else 'no'} |"
         )
+    if protocol == "full":
+        lines += against_paper_method(by_variant)
     return "\n".join(lines) + "\n"
+
+
+def std_twin(variant: str, by_variant: dict[str, list[dict]]) -> str:
+    """The STD twin a gated variant is compared with: ``std<suffix>`` for ``csg<suffix>`` when
+    that twin was trained (e.g. ``csg_ls`` → ``std_ls``, the same recipe without the gate),
+    else ``std``."""
+    if variant.startswith("csg"):
+        twin = "std" + variant[len("csg"):]
+        if twin in by_variant:
+            return twin
+    return "std"
+
+
+def against_paper_method(by_variant: dict[str, list[dict]], paper: str = "csg") -> list[str]:
+    """Rows comparing each gated variant with the paper's method at the seeds both have.
+
+    *Wins* follows the science protocol of docs/metrics.md: higher MIS beyond the seed spread
+    (every seed of the variant above every seed of the paper's method) at no lower mean accuracy,
+    or accuracy beyond the seed spread at no lower mean MIS.
+    """
+    rivals = [v for v in by_variant if v not in ("std", paper) and not v.startswith("std")]
+    if paper not in by_variant or not rivals:
+        return []
+    lines = ["", f"### Against the paper's method ({paper}), at the same seeds", "",
+             "| variant | seeds | MIS ratio vs paper | Δacc vs paper (pt) | all MIS > paper's | "
+             "all acc > paper's | wins |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for variant in rivals:
+        seeds = sorted({r["seed"] for r in by_variant[variant]}
+                       & {r["seed"] for r in by_variant[paper]})  # fmt: skip
+        if not seeds:
+            continue
+        ours = [r["metrics"] for r in by_variant[variant] if r["seed"] in seeds]
+        theirs = [r["metrics"] for r in by_variant[paper] if r["seed"] in seeds]
+
+        def mean(runs: list[dict], key: str) -> float:
+            return sum(m[key] for m in runs) / len(runs)
+
+        ratio = mean(ours, "mis") / mean(theirs, "mis")
+        delta = 100 * (mean(ours, "accuracy") - mean(theirs, "accuracy"))
+        mis_above = min(m["mis"] for m in ours) > max(m["mis"] for m in theirs)
+        acc_above = min(m["accuracy"] for m in ours) > max(m["accuracy"] for m in theirs)
+        wins = (mis_above and delta >= 0) or (acc_above and ratio >= 1)
+        lines.append(
+            f"| {variant} | {','.join(map(str, seeds))} | {ratio:.3f} | {delta:+.2f} | "
+            f"{'yes' if mis_above else 'no'} | {'yes' if acc_above else 'no'} | "
+            f"{'**yes**' if wins else 'no'} |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,3 +94,20 @@ def test_full_accuracy_extension_variant_records_its_term(tmp_path):
     terms = [row["counterfactual"] for row in result["history"]]
     assert [t is not None for t in terms] == [row["kind"] == "csg" for row in result["history"]]
     assert all(t > 0 for t in terms if t is not None)
+
+
+@pytest.mark.parametrize(
+    "protocol, start, end",
+    [
+        ("main", "<!-- TABLE START (python experiments/make_table.py) -->", "<!-- TABLE END -->"),
+        ("full", "<!-- FULL TABLE START (python experiments/make_table.py --protocol full) -->",
+         "<!-- FULL TABLE END -->"),
+    ],
+)
+def test_docs_tables_are_the_committed_results(protocol, start, end):
+    """docs/metrics.md shows exactly what make_table.py builds from the committed JSONs."""
+    import make_table
+
+    page = (ROOT / "docs" / "metrics.md").read_text()
+    shown = page.split(start, 1)[1].split(end, 1)[0].strip()
+    assert shown == make_table.build_tables(protocol).strip()

@@ -17,6 +17,7 @@ MODULES = [
     "csg_interp.report.build",
     "csg_interp.report.figures",
     "csg_interp.report.html",
+    "csg_interp._utils.formatting",
 ]
 
 

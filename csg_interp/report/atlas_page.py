@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .html import format_value
+from .._utils import format_value
 
 __all__ = ["write_atlas_html", "render_atlas_html", "atlas_strip_png"]
 

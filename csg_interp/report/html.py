@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .._utils import format_value  # the one table-cell format, re-exported here
 
 __all__ = ["HtmlReport", "figure_to_data_uri", "image_file_to_data_uri", "format_value"]
 
@@ -82,21 +83,6 @@ def image_file_to_data_uri(path: Any) -> str:
     if mime is None:
         raise ValueError(f"{path.name}: only {', '.join(_IMAGE_TYPES)} images can be embedded")
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def format_value(value: Any, digits: int = 4) -> str:
-    """A table cell: floats to ``digits`` significant decimals, ``None`` as an en dash."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if abs(value) < 1e-3 or abs(value) >= 1e4:
-            return f"{value:.{digits}g}"
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 @dataclass

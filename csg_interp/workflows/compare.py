@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from csg_interp._utils import write_json_atomic
+from csg_interp._utils import format_value, write_json_atomic
 from csg_interp.metrics.evaluation import METRICS_SCHEMA, compare_metrics, summarize
 
 from ._result import RunResult
-from .evaluate import DEFAULT_TARGETS, SCALARS, evaluate_run, format_value
+from .evaluate import DEFAULT_TARGETS, SCALARS, evaluate_run
 
 __all__ = ["CompareResult", "compare_run"]
 

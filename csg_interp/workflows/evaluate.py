@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from csg_interp._utils import resolve_device
+from csg_interp._utils import format_value, resolve_device  # format_value: re-exported
 from csg_interp.metrics.evaluation import METRICS_SCHEMA, compare_metrics, evaluate_network
 
 from ._result import RunResult
@@ -45,20 +45,6 @@ DEFAULT_TARGETS: dict[str, float] = {
 #: The scalar figures copied into a comparison (``baseline``) or a seed summary.
 SCALARS: tuple[str, ...] = ("n_mi", "accuracy", "mis", "mis_normalized", "mi_ceiling",
                             "l1_density", "gate_mi_agreement")  # fmt: skip
-
-
-def format_value(value: object, digits: int = 4) -> str:
-    """A number as the command-line tables print it: ``–`` for ``None``, floats to ``digits``.
-
-    Example:
-        >>> format_value(0.123456), format_value(None), format_value(3)
-        ('0.1235', '–', '3')
-    """
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def format_evaluation(result: dict[str, Any]) -> str:

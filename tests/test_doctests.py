@@ -14,7 +14,7 @@ MODULES = [
     "csg_interp.errors",
     "csg_interp.progress",
     "csg_interp.training.interrupt",
-    "csg_interp.report.build",
+    "csg_interp.report.tables",
     "csg_interp.report.figures",
     "csg_interp.report.html",
     "csg_interp._utils.formatting",

@@ -457,7 +457,7 @@ def _detection(report: HtmlReport, data: ReportData) -> None:
 
 
 def _provenance(report: HtmlReport, data: ReportData) -> None:
-    from .build import flatten_metrics
+    from .tables import flatten_metrics
 
     report.section("Provenance")
     report.paragraph("Where every number came from: the run directories, the software and the "

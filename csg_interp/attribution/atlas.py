@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..metrics.features import _as_dataset
-from ..training.gate import ClassSpecificGate
+from ..training.gate import ClassSpecificGate, class_filters
 from .boxes import boxes_from_masks, upsample_maps
 from .localization import check_masks, filter_mask_iou
 
@@ -67,16 +67,6 @@ def _matrix(value: Any, name: str, num_classes: int, num_filters: int) -> Tensor
             f"filters (the layer's channels), got shape {tuple(matrix.shape)}"
         )
     return matrix
-
-
-def _serving(matrix: Tensor, cls: int, rule: str, min_gate: float) -> list[int]:
-    column = matrix[cls]
-    if rule == "threshold":
-        keep = torch.nonzero(column >= min_gate).flatten()
-    else:
-        keep = torch.nonzero(matrix.argmax(dim=0) == cls).flatten()
-    order = torch.argsort(column[keep], descending=True, stable=True)
-    return [int(k) for k in keep[order]]
 
 
 @dataclass
@@ -156,7 +146,8 @@ class FilterAtlas:
             )
         if not 0 <= int(cls) < matrix.shape[0]:
             raise ValueError(f"class {cls} is out of range [0, {matrix.shape[0]})")
-        return _serving(matrix, int(cls), "threshold" if by == "gate" else "argmax", self.min_gate)
+        min_value = self.min_gate if by == "gate" else None  # by MI: the argmax rule
+        return [int(k) for k in class_filters(matrix, int(cls), min_value)]
 
     def assigned_class(self, by: str = "gate") -> list[int]:
         """Per filter, ``argmax_c`` of its gate (``by="gate"``) or MI column (ties: lowest c)."""

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._utils import format_value
+from ..training.gate import class_filters
 
 __all__ = ["write_atlas_html", "render_atlas_html", "atlas_strip_png"]
 
@@ -176,7 +177,6 @@ def _model_part(atlas: Any, images: dict[int, Tensor], prefix: str, title: str,
                 split: str) -> tuple[str, list[tuple[str, str]]]:  # fmt: skip
     esc = html.escape
     by = "gate" if atlas.gate is not None else "mi"
-    assigned = atlas.assigned_class(by)
     parts = [f'<h2 id="{prefix}top">{esc(title)}</h2>']
     info = atlas.info
     parts.append(
@@ -232,9 +232,8 @@ def _model_part(atlas: Any, images: dict[int, Tensor], prefix: str, title: str,
                 served.append(f"by {name}: {_links(filters, prefix, matrix, c)}")
         parts.append(f'<p class="note">Filters that serve it, strongest first — '
                      f"{'; '.join(served)}.</p>")  # fmt: skip
-        own = [k for k in range(atlas.num_filters) if assigned[k] == c]
-        matrix = atlas.gate if by == "gate" else atlas.mi
-        own.sort(key=lambda k: (-float(matrix[c, k]), k))
+        # The cards: the filters assigned to c (argmax), strongest first.
+        own = [int(k) for k in class_filters(atlas.gate if by == "gate" else atlas.mi, c)]
         if not own:
             parts.append('<p class="note">No filter is assigned to this class.</p>')
             continue

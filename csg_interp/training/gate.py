@@ -30,6 +30,7 @@ __all__ = [
     "l1_density",
     "sparsity_hinge",
     "gate_assignment",
+    "class_filters",
 ]
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,34 @@ def gate_assignment(gate: Tensor) -> Tensor:
     return gate.argmax(dim=0)
 
 
+def class_filters(matrix: Tensor, cls: int, min_value: float | None = None) -> Tensor:
+    """The filters that serve class ``cls`` in a C×K class × filter matrix, strongest first.
+
+    The one ranking of "the filters of a class" (the gate's, the atlas's, the atlas page's).
+
+    Args:
+        matrix: a (C, K) gate or mutual-information matrix.
+        cls: the class (row of ``matrix``).
+        min_value: keep the filters with ``matrix[cls, k] >= min_value``; ``None`` keeps the
+            filters assigned to ``cls`` (:func:`gate_assignment`: ``argmax_c``, ties to the
+            lowest class).
+
+    Returns:
+        Long tensor of filter indices by decreasing ``matrix[cls, k]``, ties to the lower index.
+
+    Example:
+        >>> m = torch.tensor([[0.9, 0.2, 0.6, 0.6], [0.1, 0.8, 0.7, 0.3]])
+        >>> class_filters(m, 0).tolist(), class_filters(m, 1, min_value=0.5).tolist()
+        ([0, 3], [1, 2])
+    """
+    row = matrix[cls]
+    if min_value is None:
+        keep = torch.nonzero(gate_assignment(matrix) == cls).flatten()
+    else:
+        keep = torch.nonzero(row >= min_value).flatten()
+    return keep[torch.argsort(row[keep], descending=True, stable=True)]
+
+
 class ClassSpecificGate(nn.Module):
     """A learnable class × filter gate ``G ∈ [0, 1]^{C×K}``.
 
@@ -238,9 +267,7 @@ class ClassSpecificGate(nn.Module):
         """
         if not 0 <= cls < self.num_classes:
             raise ValueError(f"class {cls} is out of range [0, {self.num_classes})")
-        row = self.weight.detach()[cls]
-        keep = torch.nonzero(row >= threshold).flatten()
-        return keep[torch.argsort(row[keep], descending=True, stable=True)]
+        return class_filters(self.weight.detach(), cls, min_value=threshold)
 
 
 def check_labels(labels: Tensor, num_classes: int, batch_size: int | None = None) -> Tensor:

@@ -304,3 +304,72 @@ def test_evaluate_detection_refits_supervised_scores_per_eps():
     assert evaluation.metric(0.0, "gate-logistic") is None
     assert 0.0 <= evaluation.metric(0.5, "gate-logistic") <= 1.0
     assert "gate-logistic" in evaluation.curves[0.5]
+    # by default the supervised score is fitted on the evaluated attack (PGD)
+    assert [a["attack"] for a in evaluation.fit_attacks] == ["pgd", "pgd"]
+    assert [a["n_images"] for a in evaluation.fit_attacks] == [40, 40]
+    assert evaluation.fit_attacks[0]["n_success"] == 0
+    assert [r.get("fit_attack") for r in evaluation.rows] == [None, "pgd"] * 2
+
+
+def _recording_attack(monkeypatch) -> list[tuple[int, str]]:
+    """Wrap the attack the protocol calls; returns the list it appends (n images, method) to."""
+    from csg_interp.applications import evaluation as evaluation_module
+
+    calls: list[tuple[int, str]] = []
+    real = evaluation_module.attack
+
+    def recording(net, images, labels, method="pgd", **options):
+        calls.append((int(images.shape[0]), method))
+        return real(net, images, labels, method=method, **options)
+
+    monkeypatch.setattr(evaluation_module, "attack", recording)
+    return calls
+
+
+def test_evaluate_detection_fits_supervised_scores_on_fit_method(monkeypatch):
+    from csg_interp.applications.attacks import attack
+    from csg_interp.applications.detection import LogisticGateScore
+
+    torch.manual_seed(0)
+    net = _bright_dark_net()
+    images, fit_images = torch.rand(30, 1, 6, 6), torch.rand(40, 1, 6, 6)
+    labels, fit_labels = net(images).argmax(dim=1), net(fit_images).argmax(dim=1)
+    calls = _recording_attack(monkeypatch)
+    evaluation = evaluate_detection(net, [MaxSoftmaxScore()], images, labels, [0.5], method="pgd",
+                                    supervised=[LogisticGateScore(GATE)], fit_images=fit_images,
+                                    fit_labels=fit_labels, fit_method="fgsm")
+    assert calls == [(40, "fgsm"), (30, "pgd")]  # fit images FGSM-attacked, test images PGD
+    assert [a["attack"] for a in evaluation.attacks] == ["pgd"]
+    assert [a["attack"] for a in evaluation.fit_attacks] == ["fgsm"]
+    rows = {row["score"]: row for row in evaluation.rows}
+    assert (rows["gate-logistic"]["attack"], rows["gate-logistic"]["fit_attack"]) == ("pgd", "fgsm")
+    assert "fit_attack" not in rows["max-softmax"]
+
+    # the same numbers by hand: fit on FGSM (seed + 1) of the fit images, score PGD (seed 0)
+    fitted = attack(net, fit_images, fit_labels, method="fgsm", eps=0.5, seed=1)
+    fit_success = fitted.success
+    assert evaluation.fit_attacks[0]["n_success"] == int(fit_success.sum()) > 0
+    by_hand = LogisticGateScore(GATE).fit(
+        model_outputs(net, fit_images).subset(fit_success),
+        model_outputs(net, fitted.adversarial[fit_success]),
+    )
+    tested = attack(net, images, labels, method="pgd", eps=0.5, seed=0)
+    assert evaluation.attacks[0]["n_success"] == int(tested.success.sum()) > 0
+    clean = model_outputs(net, images).subset(tested.success)
+    adversarial = model_outputs(net, tested.adversarial[tested.success])
+    expected = detection_metrics(by_hand.score(clean), by_hand.score(adversarial))
+    assert rows["gate-logistic"]["auc"] == pytest.approx(expected["auc"])
+    assert rows["gate-logistic"]["tpr_at_fpr"] == pytest.approx(expected["tpr_at_fpr"])
+
+
+def test_evaluate_detection_refuses_bad_fit_method():
+    from csg_interp.applications.detection import LogisticGateScore
+
+    net = _bright_dark_net()
+    x, y = torch.rand(4, 1, 6, 6), torch.tensor([0, 1, 0, 1])
+    logistic = [LogisticGateScore(GATE)]
+    with pytest.raises(ValueError, match="unknown fit_method 'cw'; use one of fgsm, pgd"):
+        evaluate_detection(net, [MaxSoftmaxScore()], x, y, [0.1], supervised=logistic,
+                           fit_images=x, fit_labels=y, fit_method="cw")
+    with pytest.raises(ValueError, match="pass supervised=.* or leave fit_method None"):
+        evaluate_detection(net, [MaxSoftmaxScore()], x, y, [0.1], fit_method="fgsm")

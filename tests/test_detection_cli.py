@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -84,12 +86,73 @@ def test_demo_stage_detect_is_registered_and_skips_without_runs(tmp_path, capsys
     assert "skipped" in capsys.readouterr().out and "detect" not in ctx.artifacts
 
 
-def test_detect_logistic_option_adds_the_supervised_score(tiny_digits_pair, tmp_path):
-    code = main(["detect", str(tiny_digits_pair["csg"]), "--eps", "0.3", "--logistic",
-                 "--logistic-images", "100", "--device", "cpu", "--out", str(tmp_path), *SMALL])
-    assert code == 0
-    result = json.loads((tmp_path / "metrics.json").read_text())
+LOGISTIC = ["--eps", "0.3", "--logistic", "--logistic-images", "100", "--device", "cpu", *SMALL]
+
+
+@pytest.fixture(scope="module")
+def logistic_runs(tiny_digits_pair, tmp_path_factory):
+    """``detect --logistic`` on the CSG run twice: default, and ``--fit-attack fgsm`` (PGD test).
+
+    Returns ``{"default" | "cross": (metrics, attack calls, stdout)}``; an attack call is
+    ``(number of images, method)`` as the protocol passed it to the attack function.
+    """
+    from csg_interp.applications import evaluation as evaluation_module
+
+    real, results = evaluation_module.attack, {}
+    for name, extra in (("default", []), ("cross", ["--attack", "pgd", "--fit-attack", "fgsm"])):
+        out, calls = tmp_path_factory.mktemp(f"detect-{name}"), []
+
+        def recording(net, images, labels, method="pgd", _calls=calls, **options):
+            _calls.append((int(images.shape[0]), method))
+            return real(net, images, labels, method=method, **options)
+
+        argv = ["detect", str(tiny_digits_pair["csg"]), *LOGISTIC, *extra, "--out", str(out)]
+        text = io.StringIO()
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(text):
+            patch.setattr(evaluation_module, "attack", recording)
+            code = main(argv)
+        assert code == 0
+        results[name] = (json.loads((out / "metrics.json").read_text()), calls, text.getvalue())
+    return results
+
+
+def test_detect_logistic_option_adds_the_supervised_score(logistic_runs):
+    result, calls, stdout = logistic_runs["default"]
     assert result["models"]["csg"]["scores"][-1] == "gate-logistic"
     assert result["protocol"]["logistic_images"] == 100
     row = next(r for r in result["rows"] if r["score"] == "gate-logistic")
     assert result["summary"][0]["csg_gate_logistic_auc"] == row["auc"]
+    # default: the logistic detector is fitted on the tested attack, as before --fit-attack
+    assert result["protocol"]["attack"] == result["protocol"]["fit_attack"] == "pgd"
+    assert result["protocol"]["fit_steps"] == result["protocol"]["steps"] == 5
+    assert row["fit_attack"] == "pgd"
+    assert calls == [(100, "pgd"), (80, "pgd")]
+    assert [(a["attack"], a["n_images"]) for a in result["fit_attacks"]] == [("pgd", 100)]
+    assert "fitted on pgd attacks on validation images, tested on pgd\n" in stdout
+
+
+def test_detect_fit_attack_fits_the_logistic_detector_on_another_attack(logistic_runs):
+    result, calls, stdout = logistic_runs["cross"]
+    assert calls == [(100, "fgsm"), (80, "pgd")]  # the 100 fit images FGSM, the 80 test images PGD
+    protocol = result["protocol"]
+    assert (protocol["attack"], protocol["fit_attack"]) == ("pgd", "fgsm")
+    assert (protocol["steps"], protocol["fit_steps"]) == (5, 1)
+    assert [(a["attack"], a["n_images"]) for a in result["fit_attacks"]] == [("fgsm", 100)]
+    assert [a["attack"] for a in result["attacks"]] == ["pgd"]
+    row = next(r for r in result["rows"] if r["score"] == "gate-logistic")
+    assert (row["attack"], row["fit_attack"]) == ("pgd", "fgsm")
+    assert "tested on pgd (cross-attack)" in stdout and "fitting fgsm ε=0.3 fooled" in stdout
+    # the test attack and the unsupervised scores do not depend on the fitting attack
+    default = logistic_runs["default"][0]
+    assert result["attacks"] == default["attacks"]
+    unsupervised = [r for r in result["rows"] if r["score"] != "gate-logistic"]
+    assert unsupervised == [r for r in default["rows"] if r["score"] != "gate-logistic"]
+    assert all("fit_attack" not in r for r in unsupervised) and len(unsupervised) == 4
+
+
+def test_detect_fit_attack_needs_logistic(tmp_path, capsys):
+    # a usage error, raised before the run is loaded (so no run directory is needed)
+    assert main(["detect", str(tmp_path), "--fit-attack", "fgsm", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("csg-interp detect: error: --fit-attack chooses the attack")
+    assert "add --logistic" in err and "\n" not in err

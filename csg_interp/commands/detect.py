@@ -4,6 +4,9 @@ gate-consistency detector and the baselines, and write ROC AUC / TPR at 5 % FPR 
 score to RUN_DIR/detect/metrics.json with ROC figures next to it.
 
 Example: csg-interp detect runs/csg --baseline runs/std --attack pgd --eps 0.03 0.1
+
+Cross-attack test of the supervised detector (fit on FGSM, test on PGD):
+csg-interp detect runs/csg --attack pgd --logistic --fit-attack fgsm
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "validation images (supervised; attacks --logistic-images more images)")
     parser.add_argument("--logistic-images", type=int, default=1000,
                         help="validation images attacked to fit the logistic detector")
+    parser.add_argument("--fit-attack", default=None, choices=["pgd", "fgsm"],
+                        help="attack on the validation images the logistic detector is fitted on "
+                             "(same ε and steps; default: --attack); needs --logistic")
     parser.add_argument("--checkpoint", default="last", choices=["last", "best"])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         fit_images=args.fit_images, steps=args.steps, targeted=args.targeted, loss=args.loss,
         checkpoint=args.checkpoint, device=args.device, batch_size=args.batch_size,
         seed=args.seed, logistic=args.logistic, logistic_images=args.logistic_images,
-        data_root=args.data_root, out=args.out,
+        fit_attack=args.fit_attack, data_root=args.data_root, out=args.out,
     )
     print(result.summary())
     return 0

@@ -12,7 +12,8 @@ Scores per model:
   (every model; the "same detector" for an STD model);
 * ``max-softmax`` and ``mahalanobis`` -- baselines (Mahalanobis statistics from validation images);
 * optional (``logistic=True``): ``gate-logistic`` (CSG) / ``mi-gate-logistic`` (STD), a logistic
-  regression on per-class filter statistics, refitted per ε on attacked validation images.
+  regression on per-class filter statistics, refitted per ε on attacked validation images
+  (attacked with the evaluated attack, or with ``fit_attack`` for a cross-attack test).
 
 The protocol and its caveats are in ``docs/detection.md`` (the paper's own protocol is not
 available, ``docs/method.md`` §6b).
@@ -29,7 +30,12 @@ from typing import Any
 import torch
 
 from csg_interp._utils import resolve_device, write_json_atomic
-from csg_interp.applications.attacks import DEFAULT_PGD_STEPS, DEFAULT_STEP_FACTOR, check_epsilon
+from csg_interp.applications.attacks import (
+    ATTACKS,
+    DEFAULT_PGD_STEPS,
+    DEFAULT_STEP_FACTOR,
+    check_epsilon,
+)
 from csg_interp.applications.evaluation import DetectionEvaluation, evaluate_detection
 from csg_interp.applications.pipeline import build_scores, build_supervised, sample_indices
 from csg_interp.errors import InvalidParameterError, check_output_parent, check_positive_int
@@ -56,8 +62,11 @@ class DetectResult(RunResult):
     """Detection scores of a run (and its baseline) against one attack at several ε.
 
     Attributes:
-        metrics: ``protocol``, ``models``, ``attacks`` (success counts), ``rows`` (AUC and TPR
-            at the FPR budget per model, ε and score), ``summary`` (per ε) and ``figures``.
+        metrics: ``protocol`` (``attack`` on the test images, ``fit_attack`` on the validation
+            images the supervised detector is fitted on, ``None`` without one), ``models``,
+            ``attacks`` (success counts), ``fit_attacks`` (success counts of the fitting attacks,
+            empty without a supervised detector), ``rows`` (AUC and TPR at the FPR budget per
+            model, ε and score), ``summary`` (per ε) and ``figures``.
         out_dir: the folder that holds ``metrics.json`` and the ROC figures.
     """
 
@@ -83,6 +92,15 @@ class DetectResult(RunResult):
         for attack in result["attacks"]:
             lines.append(f"{attack['model']}: {attack['attack']} ε={attack['eps']:g} fooled "
                          f"{attack['n_success']}/{attack['n_correct']} correctly classified images")
+        protocol = result["protocol"]
+        if protocol.get("fit_attack") is not None:
+            cross = " (cross-attack)" if protocol["fit_attack"] != protocol["attack"] else ""
+            lines.append(f"supervised detectors fitted on {protocol['fit_attack']} attacks on "
+                         f"validation images, tested on {protocol['attack']}{cross}")
+        for attack in result.get("fit_attacks", []):
+            lines.append(f"{attack['model']}: fitting {attack['attack']} ε={attack['eps']:g} "
+                         f"fooled {attack['n_success']}/{attack['n_correct']} correctly "
+                         "classified validation images")
         figures = ", ".join(result["figures"]) or "no figures"
         lines.append(f"wrote {self.out_dir / 'metrics.json'} and {figures}")
         return "\n".join(lines)
@@ -140,6 +158,7 @@ def detect_run(
     max_fpr: float = 0.05,
     logistic: bool = False,
     logistic_images: int = 1000,
+    fit_attack: str | None = None,
     data_root: str | None = None,
     out: str | os.PathLike | None = None,
 ) -> DetectResult:
@@ -163,6 +182,9 @@ def detect_run(
         logistic: also evaluate the supervised logistic detector on gate statistics, refitted per
             ε on successful attacks on the first ``logistic_images`` of the validation subset.
         logistic_images: validation images attacked to fit it.
+        fit_attack: the attack on those validation images, ``"pgd"`` or ``"fgsm"`` (same ε,
+            ``steps``, ``targeted`` and ``loss``); ``None`` (default) uses ``method``. A different
+            one is a cross-attack test (e.g. fit on FGSM, test on PGD). Needs ``logistic``.
         data_root: the data set's folder, when not where the run found it.
         out: output folder (default ``<run_dir>/detect``).
 
@@ -170,7 +192,8 @@ def detect_run(
         A :class:`DetectResult`; ``metrics`` is what ``metrics.json`` holds.
 
     Raises:
-        ValueError: for ε outside [0, 1] or runs on different data sets.
+        ValueError: for ε outside [0, 1], runs on different data sets, an unknown
+            ``fit_attack`` or ``fit_attack`` without ``logistic``.
         FileNotFoundError: for a missing run directory or checkpoint.
     """
     from csg_interp.training.runs import load_run
@@ -183,6 +206,17 @@ def detect_run(
             f"`eps` {eps_values} holds 0: an attack of radius 0 leaves every image unchanged, so "
             "there is nothing to detect; give radii in (0, 1], e.g. `eps=0.03`"
         )
+    if fit_attack is not None and not logistic:
+        raise InvalidParameterError(
+            "`fit_attack` chooses the attack the supervised logistic detector is fitted on, and "
+            "there is none: add `logistic=True`, or leave `fit_attack` unset"
+        )
+    if fit_attack is not None and fit_attack not in ATTACKS:
+        raise InvalidParameterError(
+            f"unknown `fit_attack` {fit_attack!r}; use one of {', '.join(ATTACKS)}, e.g. "
+            "`fit_attack=fgsm`"
+        )
+    fit_method = (fit_attack or method) if logistic else None
     for name, value in (("num_images", num_images), ("fit_images", fit_images),
                         ("batch_size", batch_size), ("steps", steps)):  # fmt: skip
         check_positive_int(value, name)
@@ -215,6 +249,7 @@ def detect_run(
             model_name=name, batch_size=batch_size, max_fpr=max_fpr, steps=steps,
             targeted=targeted, loss=loss, seed=seed, supervised=supervised,
             fit_images=fit_x[:logistic_images], fit_labels=fit_y[:logistic_images],
+            fit_method=fit_method,
         )
         evaluations.append(evaluation)
         gate = getattr(run.net, "gate", None)
@@ -245,6 +280,8 @@ def detect_run(
             "fit_split": "val",
             "fit_images": int(len(fit_index)),
             "logistic_images": int(min(logistic_images, len(fit_index))) if logistic else 0,
+            "fit_attack": fit_method,
+            "fit_steps": None if fit_method is None else steps if fit_method == "pgd" else 1,
             "pairing": "successful attacks on correctly classified images vs the same clean images",
             "max_fpr": max_fpr,
             "seed": seed,
@@ -252,6 +289,7 @@ def detect_run(
         },
         "models": models,
         "attacks": [row for evaluation in evaluations for row in evaluation.attacks],
+        "fit_attacks": [row for evaluation in evaluations for row in evaluation.fit_attacks],
         "rows": [row for evaluation in evaluations for row in evaluation.rows],
         "summary": _summary(evaluations, eps_values),
         "figures": figures,

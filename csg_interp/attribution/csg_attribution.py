@@ -38,9 +38,23 @@ from ..errors import InvalidParameterError, check_pixel_values
 from ..training.gate import ClassSpecificGate
 from ..training.network import CSGNet, check_images
 
-__all__ = ["CSGAttribution", "MODES", "expand_to_input", "to_visualization"]
+__all__ = ["CSGAttribution", "MODES", "expand_to_input", "rank_filters", "to_visualization"]
 
 MODES: tuple[str, ...] = ("cam", "activation", "top_filters")
+
+
+def rank_filters(scores: Tensor) -> Tensor:
+    """Filter indices by decreasing score along the last dimension, ties to the lower index.
+
+    The one ranking of "top filters" (the ``"top_filters"`` mode, an explanation's fired filters).
+
+    Args:
+        scores: (..., K) scores, e.g. :meth:`CSGAttribution.filter_scores`.
+
+    Returns:
+        Long tensor of the same shape: a permutation of ``range(K)`` per row, best first.
+    """
+    return torch.argsort(scores, dim=-1, descending=True, stable=True)
 
 
 def _gate_tensor(gate: Tensor | nn.Module) -> Tensor:
@@ -305,7 +319,7 @@ class CSGAttribution(LayerAttribution):
             return coefficients * weight[None]
         if self.mode == "top_filters":
             scores = coefficients * activations.detach().mean(dim=(2, 3))[:, None, :]
-            order = torch.argsort(scores, dim=2, descending=True, stable=True)
+            order = rank_filters(scores)
             keep = torch.zeros_like(scores).scatter_(2, order[:, :, : self.top_n], 1.0)
             return coefficients * keep
         return coefficients
@@ -437,14 +451,24 @@ class CSGAttribution(LayerAttribution):
     ) -> Tensor:
         """Indices (N, n) of the filters with the largest gated mean activation, ranked.
 
-        The score of filter k for example i is ``G[c_i, k] · mean_hw A_k(x_i)``; ties go to the
-        lower filter index (stable sort).
+        The score of filter k for example i is :meth:`filter_scores`; ties go to the lower
+        filter index (:func:`rank_filters`).
         """
         n = self.top_n if n is None else int(n)
+        return rank_filters(self.filter_scores(activations, classes))[:, :n]
+
+    def filter_scores(self, activations: Tensor, classes: Tensor) -> Tensor:
+        """How much each filter fires for each example's class: ``G[c_i, k] · mean_hw A_k(x_i)``.
+
+        Args:
+            activations: A (N, K, h, w).
+            classes: long tensor (N,) of classes in range.
+
+        Returns:
+            The scores (N, K), detached from the graph.
+        """
         gate = self.gate.to(activations.device, activations.dtype)
-        scores = gate.index_select(0, classes) * activations.detach().mean(dim=(2, 3))
-        order = torch.argsort(scores, dim=1, descending=True, stable=True)
-        return order[:, :n]
+        return gate.index_select(0, classes) * activations.detach().mean(dim=(2, 3))
 
     def maps_from_activations(
         self,

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..training.network import CSGNet, check_images
-from .csg_attribution import CSGAttribution
+from .csg_attribution import CSGAttribution, rank_filters
 
 __all__ = [
     "FilterExplanation",
@@ -133,8 +133,8 @@ def explain_images(
             method.weight.detach().to(device).index_select(0, predicted) if mode == "cam" else None
         )
         means = activations.mean(dim=(2, 3))
-        scores = gate_rows * means
-        order = torch.argsort(scores, dim=1, descending=True, stable=True)
+        scores = method.filter_scores(activations, predicted)  # G[c, k] · mean A_k
+        order = rank_filters(scores)
         for i in range(batch.shape[0]):
             index = start + i
             chosen = [

@@ -35,26 +35,12 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from ..errors import InvalidParameterError, check_pixel_values
-from ..training.gate import ClassSpecificGate
+from ..training.gate import ClassSpecificGate, rank_filters
 from ..training.network import CSGNet, check_images
 
-__all__ = ["CSGAttribution", "MODES", "expand_to_input", "rank_filters", "to_visualization"]
+__all__ = ["CSGAttribution", "MODES", "expand_to_input", "to_visualization"]
 
 MODES: tuple[str, ...] = ("cam", "activation", "top_filters")
-
-
-def rank_filters(scores: Tensor) -> Tensor:
-    """Filter indices by decreasing score along the last dimension, ties to the lower index.
-
-    The one ranking of "top filters" (the ``"top_filters"`` mode, an explanation's fired filters).
-
-    Args:
-        scores: (..., K) scores, e.g. :meth:`CSGAttribution.filter_scores`.
-
-    Returns:
-        Long tensor of the same shape: a permutation of ``range(K)`` per row, best first.
-    """
-    return torch.argsort(scores, dim=-1, descending=True, stable=True)
 
 
 def _gate_tensor(gate: Tensor | nn.Module) -> Tensor:

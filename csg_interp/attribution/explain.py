@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..training.gate import rank_filters
 from ..training.network import CSGNet, check_images
-from .csg_attribution import CSGAttribution, rank_filters
+from .csg_attribution import CSGAttribution
 
 __all__ = [
     "FilterExplanation",

@@ -31,6 +31,7 @@ __all__ = [
     "sparsity_hinge",
     "gate_assignment",
     "class_filters",
+    "rank_filters",
 ]
 
 logger = logging.getLogger(__name__)
@@ -148,10 +149,26 @@ def gate_assignment(gate: Tensor) -> Tensor:
     return gate.argmax(dim=0)
 
 
+def rank_filters(scores: Tensor) -> Tensor:
+    """Filter indices by decreasing score along the last dimension, ties to the lower index.
+
+    The one ranking of filters: a class's filters (:func:`class_filters`), the ``"top_filters"``
+    attribution mode and an explanation's fired filters.
+
+    Args:
+        scores: (..., K) scores, e.g. a gate row or
+            :meth:`~csg_interp.attribution.CSGAttribution.filter_scores`.
+
+    Returns:
+        Long tensor of the same shape: a permutation of ``range(K)`` per row, best first.
+    """
+    return torch.argsort(scores, dim=-1, descending=True, stable=True)
+
+
 def class_filters(matrix: Tensor, cls: int, min_value: float | None = None) -> Tensor:
     """The filters that serve class ``cls`` in a C×K class × filter matrix, strongest first.
 
-    The one ranking of "the filters of a class" (the gate's, the atlas's, the atlas page's).
+    What :meth:`ClassSpecificGate.filters_of`, the filter atlas and its page call.
 
     Args:
         matrix: a (C, K) gate or mutual-information matrix.
@@ -173,7 +190,7 @@ def class_filters(matrix: Tensor, cls: int, min_value: float | None = None) -> T
         keep = torch.nonzero(gate_assignment(matrix) == cls).flatten()
     else:
         keep = torch.nonzero(row >= min_value).flatten()
-    return keep[torch.argsort(row[keep], descending=True, stable=True)]
+    return keep[rank_filters(row[keep])]
 
 
 class ClassSpecificGate(nn.Module):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._utils import format_value
+from .._utils import format_value, write_text_atomic
 from ..training.gate import class_filters
 
 __all__ = ["write_atlas_html", "render_atlas_html", "atlas_strip_png"]
@@ -294,10 +294,15 @@ def render_atlas_html(result: Any, title: str | None = None) -> str:
 def write_atlas_html(
     result: Any, path: str | os.PathLike | None = None, title: str | None = None
 ) -> Path:
-    """Write ``atlas.html`` (default ``RUN_DIR/atlas.html``) atomically; returns the path."""
+    """Write ``atlas.html`` atomically: a failed write leaves the previous page, no partial file.
+
+    Args:
+        result: an :class:`~csg_interp.workflows.atlas.AtlasResult` with its images.
+        path: the file (default ``RUN_DIR/atlas.html``); its folder is created if needed.
+        title: the page title (default: the run directory's name).
+
+    Returns:
+        The path written.
+    """
     path = Path(path) if path is not None else Path(result.run_dir) / "atlas.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(render_atlas_html(result, title), encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return write_text_atomic(path, render_atlas_html(result, title))

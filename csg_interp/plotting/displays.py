@@ -204,6 +204,26 @@ class _ClassFilterHeatmap:
                 )
         self.filter_order = order
 
+    @classmethod
+    def _plotted(
+        cls, matrix: np.ndarray, class_names: Sequence[str] | None, sort: bool,
+        ax: "Axes | None", plot_kwargs: dict[str, Any],
+    ) -> Any:  # fmt: skip
+        """A Display of a checked (C, K) matrix, plotted: the body of every ``from_*``.
+
+        Args:
+            matrix: the matrix, already converted and checked by the caller.
+            class_names: one name per class.
+            sort: sort filters by assigned class (:func:`class_sorted_order`).
+            ax: axes to draw on (``None``: a new figure).
+            plot_kwargs: passed to :meth:`plot`.
+
+        Returns:
+            The plotted Display (an instance of ``cls``).
+        """
+        order = class_sorted_order(matrix) if sort else None
+        return cls(matrix, class_names, order).plot(ax=ax, **plot_kwargs)
+
     @property
     def sorted_matrix(self) -> np.ndarray:
         """The matrix with its columns in ``filter_order``, as drawn."""
@@ -302,14 +322,9 @@ class GateHeatmapDisplay(_ClassFilterHeatmap):
 
     @classmethod
     def from_gate(
-        cls,
-        gate: Tensor | np.ndarray,
-        class_names: Sequence[str] | None = None,
-        *,
-        sort: bool = True,
-        ax: "Axes | None" = None,
-        **plot_kwargs: Any,
-    ) -> "GateHeatmapDisplay":
+        cls, gate: Tensor | np.ndarray, class_names: Sequence[str] | None = None, *,
+        sort: bool = True, ax: "Axes | None" = None, **plot_kwargs: Any,
+    ) -> "GateHeatmapDisplay":  # fmt: skip
         """Plot a (C, K) gate matrix (e.g. ``net.gate.weight`` or ``gate_from_mi(M)``).
 
         Args:
@@ -322,9 +337,7 @@ class GateHeatmapDisplay(_ClassFilterHeatmap):
         Returns:
             The plotted Display.
         """
-        matrix = _to_numpy(gate, "gate", 2)
-        order = class_sorted_order(matrix) if sort else None
-        return cls(matrix, class_names, order).plot(ax=ax, **plot_kwargs)
+        return cls._plotted(_to_numpy(gate, "gate", 2), class_names, sort, ax, plot_kwargs)
 
     @classmethod
     def from_net(
@@ -368,15 +381,20 @@ class MIHeatmapDisplay(_ClassFilterHeatmap):
 
     @classmethod
     def from_matrix(
-        cls,
-        mi: Tensor | np.ndarray,
-        class_names: Sequence[str] | None = None,
-        *,
-        sort: bool = True,
-        ax: "Axes | None" = None,
-        **plot_kwargs: Any,
-    ) -> "MIHeatmapDisplay":
+        cls, mi: Tensor | np.ndarray, class_names: Sequence[str] | None = None, *,
+        sort: bool = True, ax: "Axes | None" = None, **plot_kwargs: Any,
+    ) -> "MIHeatmapDisplay":  # fmt: skip
         """Plot a (C, K) MI matrix (``mutual_information_matrix(...)``).
+
+        Args:
+            mi: the MI matrix in nats, non-negative.
+            class_names: one name per class.
+            sort: sort filters by their most informative class (a block diagonal).
+            ax: axes to draw on.
+            **plot_kwargs: passed to :meth:`plot`.
+
+        Returns:
+            The plotted Display.
 
         Raises:
             ValueError: for negative entries (MI is non-negative; clip estimator noise first).
@@ -387,8 +405,7 @@ class MIHeatmapDisplay(_ClassFilterHeatmap):
                 f"MI matrix has negative entries (min {matrix.min():.3g}); mutual information is "
                 "non-negative, clip estimator noise with np.clip(M, 0, None)"
             )
-        order = class_sorted_order(matrix) if sort else None
-        return cls(matrix, class_names, order).plot(ax=ax, **plot_kwargs)
+        return cls._plotted(matrix, class_names, sort, ax, plot_kwargs)
 
 
 # ---------------------------------------------------------------- composites

@@ -2,7 +2,7 @@
 
 :func:`load_report_data` is the only place that knows the run directory's layout (the files that
 ``train``, ``evaluate``, ``explain``, ``localize`` and ``detect`` write). The renderer
-(:mod:`csg_interp.report.build`) only reads the :class:`ReportData` it returns, so the analyses
+(:mod:`csg_interp.report.render`) only reads the :class:`ReportData` it returns, so the analyses
 can change how they run as long as this function still finds their JSON files.
 
 Every analysis file becomes a :class:`Source` that carries when it was computed and, when it
@@ -155,10 +155,52 @@ class ReportData:
 
 
 # ------------------------------------------------------------------ checks
-def _older_than(source: Source, reference: float | None, what: str) -> str | None:
-    if reference is not None and source.path.stat().st_mtime + _SLACK < reference:
-        return f"computed before {what} was last written; re-run it"
-    return None
+def _mark_if_older(source: Source, checkpoint: str, checkpoint_time: float | None,
+                   command: str) -> None:
+    """Mark ``source`` stale when it was written before the checkpoint it describes.
+
+    Args:
+        source: an analysis file.
+        checkpoint: ``last`` or ``best``.
+        checkpoint_time: the checkpoint file's modification time (``None``: no checkpoint).
+        command: the ``csg-interp`` command that rewrites the file, named in the note.
+    """
+    if checkpoint_time is not None and source.path.stat().st_mtime + _SLACK < checkpoint_time:
+        source.stale = (f"computed before {checkpoint}.pt was last written; re-run csg-interp "
+                        f"{command}")
+
+
+def _read_source(path: Path, data: RunData, checkpoint_time: float | None,
+                 command: str) -> Source | None:
+    """An analysis file of ``data``'s run, marked stale when older than its checkpoint.
+
+    Args:
+        path: the JSON file the analysis wrote.
+        data: the run being read (its ``checkpoint`` is the one the file must describe).
+        checkpoint_time: that checkpoint's modification time (``None``: no checkpoint).
+        command: the command that rewrites the file (``explain``, ``localize``, ``detect``).
+
+    Returns:
+        The :class:`Source`, or ``None`` when the file does not exist.
+    """
+    source = Source.read(path)
+    if source is not None:
+        _mark_if_older(source, data.checkpoint, checkpoint_time, command)
+    return source
+
+
+def _unlisted(folder: Path, listed: set[str]) -> list[str]:
+    """The files of an analysis folder that its JSON does not list (``"explain/old.png"``).
+
+    Args:
+        folder: ``explain/``, ``localize/`` or ``detect/`` of a run.
+        listed: the names the analysis's JSON lists (and the JSON files themselves).
+
+    Returns:
+        ``"<folder>/<name>"`` per other file, sorted.
+    """
+    return [f"{folder.name}/{p.name}" for p in sorted(folder.glob("*"))
+            if p.is_file() and p.name not in listed]
 
 
 def _check_metrics(source: Source, manifest: Mapping[str, Any], checkpoint: str,
@@ -173,19 +215,14 @@ def _check_metrics(source: Source, manifest: Mapping[str, Any], checkpoint: str,
                         f"{checkpoint}; re-run csg-interp evaluate --checkpoint {checkpoint} or "
                         f"the report with --checkpoint {data['checkpoint']}")
     else:
-        reason = _older_than(source, checkpoint_time, f"{checkpoint}.pt")
-        if reason:
-            source.stale = reason.replace("re-run it", "re-run csg-interp evaluate")
+        _mark_if_older(source, checkpoint, checkpoint_time, "evaluate")
 
 
 def _read_explain(data: RunData, folder: Path, checkpoint_time: float | None) -> None:
-    data.explain = Source.read(folder / "index.json")
+    data.explain = _read_source(folder / "index.json", data, checkpoint_time, "explain")
     sanity = Source.read(folder / "sanity.json")
     listed: set[str] = {"index.json"}
     if data.explain is not None:
-        reason = _older_than(data.explain, checkpoint_time, f"{data.checkpoint}.pt")
-        if reason:
-            data.explain.stale = reason.replace("re-run it", "re-run csg-interp explain")
         info = data.explain.data.get("info", {}) if isinstance(data.explain.data, Mapping) else {}
         for entry in data.explain.data.get("images", []):
             npz = folder / str(entry.get("npz", ""))
@@ -205,17 +242,13 @@ def _read_explain(data: RunData, folder: Path, checkpoint_time: float | None) ->
                                 "--sanity N")
     data.sanity = sanity
     listed.add("sanity.md")
-    data.left_out += [f"explain/{p.name}" for p in sorted(folder.glob("*"))
-                      if p.is_file() and p.name not in listed]
+    data.left_out += _unlisted(folder, listed)
 
 
 def _read_localize(data: RunData, folder: Path, checkpoint_time: float | None) -> None:
-    data.localize = Source.read(folder / "metrics.json")
+    data.localize = _read_source(folder / "metrics.json", data, checkpoint_time, "localize")
     if data.localize is None:
         return
-    reason = _older_than(data.localize, checkpoint_time, f"{data.checkpoint}.pt")
-    if reason:
-        data.localize.stale = reason.replace("re-run it", "re-run csg-interp localize")
     listed = {"metrics.json"}
     for model, summary in (data.localize.data.get("models") or {}).items():
         for method in (summary.get("methods") or {}):
@@ -223,17 +256,13 @@ def _read_localize(data: RunData, folder: Path, checkpoint_time: float | None) -
             if (folder / name).is_file():
                 data.overlays[(model, method)] = folder / name
                 listed.add(name)
-    data.left_out += [f"localize/{p.name}" for p in sorted(folder.glob("*"))
-                      if p.is_file() and p.name not in listed]
+    data.left_out += _unlisted(folder, listed)
 
 
 def _read_detect(data: RunData, folder: Path, checkpoint_time: float | None) -> None:
-    data.detect = Source.read(folder / "metrics.json")
+    data.detect = _read_source(folder / "metrics.json", data, checkpoint_time, "detect")
     if data.detect is None:
         return
-    reason = _older_than(data.detect, checkpoint_time, f"{data.checkpoint}.pt")
-    if reason:
-        data.detect.stale = reason.replace("re-run it", "re-run csg-interp detect")
     protocol = data.detect.data.get("protocol") or {}
     listed = {"metrics.json"}
     for eps in protocol.get("eps") or []:
@@ -241,8 +270,7 @@ def _read_detect(data: RunData, folder: Path, checkpoint_time: float | None) -> 
         if (folder / name).is_file():
             data.roc_figures[float(eps)] = folder / name
             listed.add(name)
-    data.left_out += [f"detect/{p.name}" for p in sorted(folder.glob("*"))
-                      if p.is_file() and p.name not in listed]
+    data.left_out += _unlisted(folder, listed)
 
 
 def _check_run_dir(directory: Path, what: str) -> None:

@@ -13,6 +13,7 @@ import torch
 
 from csg_interp.cli import build_parser, main
 from csg_interp.commands import train as train_command
+from csg_interp.commands import train_options
 from csg_interp.commands.run_args import add_run_arguments
 from csg_interp.training import TrainConfig, load_network, load_run
 from csg_interp.training.config import _REFERENCE, _SCRATCH
@@ -46,7 +47,7 @@ def test_help_shows_every_option_with_its_default(capsys):
 
 
 def test_help_preset_values_are_the_presets():
-    for name, (scratch, reference) in train_command.PRESET_HELP.items():
+    for name, (scratch, reference) in train_options.PRESET_HELP.items():
         for shown, preset in ((scratch, _SCRATCH), (reference, _REFERENCE)):
             value = preset[name]
             if value is None:  # the scratch warm-up depends on the epochs
@@ -59,7 +60,7 @@ def test_help_preset_values_are_the_presets():
 
 def test_cli_defaults_are_the_config_defaults():
     args = _train_parser().parse_args(["--out", "x"])
-    config = train_command.config_from_args(args)
+    config = train_options.config_from_args(args)
     assert dataclasses.asdict(config) == dataclasses.asdict(TrainConfig(out="x"))
 
 

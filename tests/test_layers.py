@@ -174,22 +174,13 @@ def test_no_import_cycle():
 COMMANDS = sorted(
     p.stem for p in (ROOT / "commands").glob("*.py") if "\nHELP = " in p.read_text()
 )
-#: Commands whose module still holds helpers besides its options and ``run``.
-NOT_YET_THIN = {"train": "config_from_args and the preset help still live in commands/train.py"}
 
 
 def _is_option_function(name: str) -> bool:
     return name == "add_arguments" or (name.startswith("add_") and name.endswith("_arguments"))
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=NOT_YET_THIN[c]))
-        if c in NOT_YET_THIN else c
-        for c in COMMANDS
-    ],
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_a_command_module_holds_only_its_options_and_a_short_run(command):
     tree = ast.parse((ROOT / "commands" / f"{command}.py").read_text())
     functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}

@@ -268,18 +268,19 @@ def test_cli_passes_the_recipe_options_through(tmp_path):
     import argparse
 
     from csg_interp.commands import train as train_command
+    from csg_interp.commands.train_options import config_from_args
 
     parser = argparse.ArgumentParser()
     train_command.add_arguments(parser)
     args = parser.parse_args(["--out", "x", "--optimizer", "adamw", "--lr-schedule", "cosine",
                               "--lr-warmup", "0.1", "--label-smoothing", "0.1",
                               "--weight-decay", "0.01", "--no-nesterov", "--momentum", "0.8"])  # fmt: skip
-    config = train_command.config_from_args(args).resolved()
+    config = config_from_args(args).resolved()
     assert (config.optimizer, config.lr_schedule, config.lr_warmup) == ("adamw", "cosine", 0.1)
     assert (config.label_smoothing, config.weight_decay, config.nesterov, config.momentum) == (
         0.1, 0.01, False, 0.8,
     )  # fmt: skip
-    defaults = train_command.config_from_args(parser.parse_args(["--out", "x"])).resolved()
+    defaults = config_from_args(parser.parse_args(["--out", "x"])).resolved()
     assert defaults == TrainConfig(out="x").resolved()
 
 

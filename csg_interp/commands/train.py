@@ -10,71 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from .train_options import PresetDefault, key_value, stages
+
 HELP = "train a CSG network or its STD twin (--no-gate) into a run directory"
-
-#: Preset values shown in --help (tests/test_cli_train.py checks them against the presets).
-PRESET_HELP: dict[str, tuple[str, str]] = {
-    "epochs": ("12", "151"),
-    "batch_size": ("128", "32"),
-    "lr": ("0.2", "1e-05"),
-    "csg_lr": ("0.2", "0.001"),
-    "gate_lr": ("0.05", "0.001"),
-    "lam": ("0.01", "0.001"),
-    "tau": ("0.1", "0.2"),
-    "warmup": ("round(epochs/6), 0 for joint", "10"),
-    "period": ("3", "3"),
-    "csg_from": ("2", "2"),
-    "align": ("end", "start"),
-    "milestones": ("0.4 0.6 0.8", "0.4 0.6 0.8"),
-    "std_stages": ("all", "2"),
-    "csg_stages": ("1", "1"),
-    "gate_decay": ("False", "True"),
-    "optimizer": ("sgd", "adam"),
-    "momentum": ("0.9", "0.9"),
-    "nesterov": ("True", "False"),
-    "weight_decay": ("0.0005", "0.0"),
-    "lr_schedule": ("onecycle", "multistep"),
-    "lr_warmup": ("0.25", "0.0"),
-    "label_smoothing": ("0.0", "0.0"),
-}
-
-
-class PresetDefault:
-    """The default of an option that comes from --preset; ``--help`` prints both values."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __str__(self) -> str:
-        scratch, reference = PRESET_HELP[self.name]
-        return f"preset: scratch {scratch}, reference {reference}"
-
-    __repr__ = __str__
-
-
-def _stages(value: str) -> int | str:
-    if value == "all":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'all' or a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected 'all' or a positive integer, got {value!r}")
-    return number
-
-
-def _key_value(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` → (key, value); the value is read as JSON when it parses (``224``, ``true``)."""
-    import json
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. image_size=224), got {text!r}")
-    try:
-        return key.replace("-", "_"), json.loads(value)
-    except json.JSONDecodeError:
-        return key.replace("-", "_"), value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--widths", type=int, nargs="+", default=None, help="stage widths of small models")
     data.add_argument("--weights", default=None,
                       help="local backbone state dict to fine-tune from (a timm checkpoint for timm:<name>)")
-    data.add_argument("--model-option", dest="model_options", type=_key_value, action="append",
+    data.add_argument("--model-option", dest="model_options", type=key_value, action="append",
                       metavar="KEY=VALUE", default=None,
                       help="a keyword of a timm model (--model timm:<name>), repeatable, e.g. "
                       "img_size=28 patch_size=4 global_pool=avg class_token=false fc_norm=false")
@@ -159,9 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="multistep: lr × gamma at these fractions of (epochs − 1), in each "
                      "path's own epochs")
     opt.add_argument("--gamma", type=float, default=0.1, help="learning-rate decay factor")
-    opt.add_argument("--std-stages", type=_stages, default=P("std_stages"),
+    opt.add_argument("--std-stages", type=stages, default=P("std_stages"),
                      help="what the STD path trains: 'all' or the last N stages + head")
-    opt.add_argument("--csg-stages", type=_stages, default=P("csg_stages"),
+    opt.add_argument("--csg-stages", type=stages, default=P("csg_stages"),
                      help="what the CSG path trains besides the gate: 'all' or the last N stages + head")
     opt.add_argument("--gate-decay", default=P("gate_decay"), action=argparse.BooleanOptionalAction,
                      help="the gate's learning rate follows the milestones")
@@ -173,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "scale and speed (docs/training-at-scale.md; multi-process: torchrun --nproc_per_node=N "
         "-m csg_interp train ...)"
     )
-    scale.add_argument("--data-option", dest="data_options", type=_key_value, action="append",
+    scale.add_argument("--data-option", dest="data_options", type=key_value, action="append",
                        metavar="KEY=VALUE", default=None,
                        help="an option of the data set's loader, repeatable (folder: image_size=224, "
                        "skip_corrupt=true, stats=imagenet, channels=1; cifar10: download=true)")
@@ -191,83 +129,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="processes gathering each batch (pinned memory on CUDA); same results")
 
 
-_CONFIG_FIELDS = (
-    "dataset", "data_root", "data_seed", "train_subset", "val_size", "augment", "model", "widths",
-    "weights", "out", "epochs", "preset", "schedule", "device", "seed", "allow_no_csg",
-    "batch_size", "lr", "csg_lr", "gate_lr", "lam", "csg_weight", "tau", "warmup", "period",
-    "csg_from", "align", "milestones", "gamma", "std_stages", "csg_stages", "gate_decay",
-    "projection", "gate_init", "data_options", "freeze_bn", "amp", "channels_last", "workers",
-    "gate_only", "model_options", "optimizer", "momentum", "nesterov", "weight_decay", "lr_schedule", "lr_warmup",
-    "label_smoothing",
-)  # fmt: skip
-
-
-def config_from_args(args: argparse.Namespace):
-    """The :class:`~csg_interp.training.TrainConfig` the parsed options describe."""
-    from csg_interp.training import TrainConfig
-
-    values = {name: getattr(args, name) for name in _CONFIG_FIELDS}
-    values = {k: (None if isinstance(v, PresetDefault) else v) for k, v in values.items()}
-    if values["data_options"] is not None:  # [(key, value), ...] from repeated --data-option
-        values["data_options"] = dict(values["data_options"])
-    if values["model_options"] is not None:  # [(key, value), ...] from repeated --model-option
-        values["model_options"] = dict(values["model_options"])
-    return TrainConfig(**values, gate=not args.no_gate)
-
-
-#: Options that do not describe the run, accepted beside --resume.
-_RUN_ONLY = frozenset({"out", "resume", "threads", "no_progress", "verbose"})
-
-
-def _resume_config(args: argparse.Namespace):
-    """--resume on a run with config.json: its own config, only the mutable fields changed."""
-    from pathlib import Path
-
-    from csg_interp.training.resume import resume_config
-
-    if not (Path(args.out) / "config.json").is_file():
-        return None  # nothing recorded yet: the options on the command line define the run
-    explicit = getattr(args, "_explicit", set()) - _RUN_ONLY
-    changes = {name: getattr(args, name) for name in sorted(explicit)}
-    if changes.get("data_options") is not None:
-        changes["data_options"] = dict(changes["data_options"])
-    if changes.get("model_options") is not None:
-        changes["model_options"] = dict(changes["model_options"])
-    return resume_config(args.out, **changes)
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from csg_interp.workflows.train import train_run
 
-    from csg_interp.training import fit
+    from .train_options import config_from_args, resume_changes
 
-    from csg_interp.errors import InvalidParameterError, check_threads
-
-    if args.threads is not None:
-        torch.set_num_threads(check_threads(args.threads))
-    config = _resume_config(args) if args.resume else None
-    if config is None:
-        try:
-            config = config_from_args(args).resolved()
-        except ValueError as error:  # an option the config rejects: a usage error (exit 2)
-            raise InvalidParameterError(str(error)) from error
-    from csg_interp.training.distributed import fit_distributed, is_torchrun
-
-    if is_torchrun():  # torchrun with N > 1 processes: DDP; rank 0 writes the run and prints
-        import os
-
-        trained = fit_distributed(config, resume=args.resume, progress=not args.no_progress)
-        if int(os.environ["RANK"]) != 0:
-            return 0
-    else:
-        trained = fit(config, resume=args.resume, progress=not args.no_progress)
-    result = trained.manifest.get("result") or {}
-    kind = "CSG" if trained.has_gate else "STD"
-    density = result.get("gate_density")
-    print(
-        f"{kind} {config.model} on {config.dataset}: {trained.epochs_done} epochs, "
-        f"test accuracy {result.get('test_acc', float('nan')):.4f}"
-        + (f", gate L1-density {density:.3f}" if density is not None else "")
-        + f"; run directory {trained.run_dir}"
-    )
+    result = train_run(
+        config_from_args(args), resume=args.resume, changes=resume_changes(args),
+        threads=args.threads, progress=not args.no_progress,
+    )  # fmt: skip
+    if result.primary:  # under torchrun, rank 0 reports the run
+        print(result.summary())
     return 0

@@ -2,8 +2,10 @@
 
 Each module defines ``<name>_run(run_dir, ...) -> <Name>Result``; the result is a dataclass
 with ``save(run_dir)`` (atomic), ``load(run_dir)`` and ``summary()`` (what the command prints).
-This layer sits above ``plotting``, ``applications``, ``attribution``, ``metrics`` and
-``training`` and below ``report`` and the command line (see ``docs/architecture.md``).
+``train_run(config)`` trains into ``config.out`` and returns a ``TrainResult`` (the run's own
+``manifest.json``). This layer sits above ``plotting``, ``applications``, ``attribution``,
+``metrics`` and ``training`` and below ``report`` and the command line (see
+``docs/architecture.md``).
 
 Example:
     >>> from csg_interp.workflows import evaluate_run
@@ -19,6 +21,7 @@ from .evaluate import EvaluateResult, evaluate_run
 from .explain import ExplainResult, explain_run
 from .filters import FiltersResult, filters_run
 from .localize import LocalizeResult, localize_run
+from .train import TrainResult, train_run
 
 __all__ = [
     "AtlasResult",
@@ -29,6 +32,7 @@ __all__ = [
     "FiltersResult",
     "LocalizeResult",
     "RunResult",
+    "TrainResult",
     "atlas_run",
     "compare_run",
     "detect_run",
@@ -36,4 +40,5 @@ __all__ = [
     "explain_run",
     "filters_run",
     "localize_run",
+    "train_run",
 ]

@@ -87,3 +87,17 @@ def test_min_max_torch_matches_the_per_map_formula():
     assert torch.equal(scaled[2], torch.zeros(4, 3))
     assert float(scaled[0].min()) == 0.0 and float(scaled[0].max()) == 1.0
     assert torch.equal(min_max(torch.tensor([2.0, 4.0, 3.0])), torch.tensor([0.0, 1.0, 0.5]))
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_open(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        atomic = write_text_atomic(tmp_path / "atomic.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o640

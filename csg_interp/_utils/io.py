@@ -2,7 +2,9 @@
 
 A crash or a failed write leaves the previous file (if any) in place and no partial file; the
 temporary file is removed on failure. ``fsync=True`` also flushes the data to disk before the
-rename (used for checkpoints).
+rename (used for checkpoints). The file gets the permissions a plain :func:`open` would give it
+(``0o666`` less the process's umask), not the ``0o600`` of a temporary file, so a shared or served
+run directory stays readable.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["atomic_writer", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+
+
+def _current_umask() -> int:
+    """The process's umask (read by setting and restoring it; POSIX has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -60,6 +69,7 @@ def atomic_writer(
             if fsync:
                 stream.flush()
                 os.fsync(stream.fileno())
+        os.chmod(temp, 0o666 & ~_current_umask())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -14,7 +14,9 @@ batch augmentation so that the networks and the pixels are the same.
 
 The trainer's runs are those of ``experiments/full_accuracy.py`` (``std_s0``, ``csg_s0``): the
 benchmark reads their JSON when present and trains them otherwise. Minutes per model: run it
-with the machine to itself. ``quick`` (``make bench`` with ``--quick``) only reports what exists.
+with the machine to itself. ``quick`` (``make bench`` with ``--quick``) only reports what exists;
+``--overhead`` measures only the trainer-vs-bare-loop ratio (2 epochs on 20k images each) and
+writes it to ``benchmarks/records/trainer_overhead.json``.
 """
 
 from __future__ import annotations
@@ -216,5 +218,20 @@ def run(quick: bool = False, full_bare_loop: bool = False) -> str:
     return text
 
 
+OVERHEAD_RECORD = HERE / "records" / "trainer_overhead.json"
+
+
+def record_overhead(path: Path = OVERHEAD_RECORD) -> dict[str, Any]:
+    """Measure :func:`overhead` and write it, with the date and versions, to ``path``."""
+    result = overhead()
+    result.update(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  torch=torch.__version__, cpu_count=os.cpu_count())  # fmt: skip
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 if __name__ == "__main__":
-    print(run(quick="--quick" in sys.argv, full_bare_loop="--full-bare-loop" in sys.argv))
+    if "--overhead" in sys.argv:  # only the side-by-side trainer/bare-loop ratio (minutes)
+        print(json.dumps(record_overhead(), indent=1))
+    else:
+        print(run(quick="--quick" in sys.argv, full_bare_loop="--full-bare-loop" in sys.argv))

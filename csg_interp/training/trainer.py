@@ -15,16 +15,18 @@ hooks:
 Freezing uses optimiser parameter groups: each path's optimiser holds exactly the parameters it
 trains; parameters that no path trains get ``requires_grad=False`` once, at construction, and
 never change afterwards. BatchNorm stays in train mode everywhere (``docs/method.md`` §1).
+
+This module holds the training loop; the trainer calls free functions for the rest: the
+optimisers and their per-step rates (:mod:`~csg_interp.training.optim`), the run directory's
+files (:mod:`~csg_interp.training.run_files`) and the provenance in the manifest
+(:mod:`~csg_interp.training.provenance`). The loss functions are looked up in this module's
+namespace at every step, so a subclass may swap ``csg_objective`` / ``joint_objective`` here.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import logging
 import math
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DistributedSampler
 
-from csg_interp._utils import eval_mode, resolve_device, write_json_atomic, write_text_atomic
-from csg_interp.errors import OutputExistsError, TrainingInterrupted
+from csg_interp._utils import eval_mode, resolve_device
+from csg_interp.errors import TrainingInterrupted
 
 from .acceleration import BatchLoader, MixedPrecision, to_channels_last
 from .augment import augment_batch
@@ -45,14 +47,22 @@ from .checkpoint import (
     capture_rng_state,
     load_checkpoint,
     restore_rng_state,
-    save_checkpoint,
 )
-from .config import RESUME_MUTABLE_FIELDS, TrainConfig
+from .config import TrainConfig
 from .interrupt import InterruptGuard
 from .data import load_bundle
 from .losses import LossTerms, csg_objective, joint_objective, std_objective
-from .runs import Run, build_net, load_run, net_meta, scope_parameters
-from .optim import make_optimizer, weight_decay_groups
+from .optim import build_optimizers, optimizers_of, set_learning_rates
+from .run_files import (
+    append_metrics,
+    build_manifest,
+    check_run_directory,
+    save_epoch_checkpoints,
+    write_config,
+    write_manifest,
+    write_metrics,
+)
+from .runs import Run, build_net, load_run, net_meta
 from .schedule import EpochSchedule
 
 __all__ = [
@@ -98,46 +108,6 @@ def evaluate_accuracy(
             loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
             correct += int((logits.argmax(1) == labels).sum())
     return {"acc": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total}
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    write_json_atomic(path, obj, indent=2, sort_keys=True, default=str)
-
-
-def _git_revision() -> dict[str, Any]:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        revision = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10,
-        )
-        if revision.returncode != 0:
-            return {"revision": None, "dirty": None}
-        status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10,
-        )  # fmt: skip
-        return {"revision": revision.stdout.strip(), "dirty": bool(status.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"revision": None, "dirty": None}
-
-
-def _versions() -> dict[str, str]:
-    import csg_interp
-
-    versions = {
-        "python": platform.python_version(),
-        "csg_interp": csg_interp.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }
-    try:
-        import torchvision
-
-        versions["torchvision"] = torchvision.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return versions
 
 
 # ------------------------------------------------------------------ trainer
@@ -234,64 +204,16 @@ class Trainer:
 
     # ------------------------------------------------------------- optimisers
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c, net = self.config, self.net
-        names = self.schedule.optimizer_names
-        paths: dict[str, tuple[list[nn.Parameter], float]] = {}
-        if not c.gate_only:  # gate_only: a frozen, trained network; only the gate learns
-            paths[names[0]] = (scope_parameters(net, c.std_stages), c.lr)
-            if names == ["std", "csg"]:
-                paths["csg"] = (scope_parameters(net, c.csg_stages), c.csg_lr)
-        groups = {name: weight_decay_groups(params, lr, c.weight_decay)
-                  for name, (params, lr) in paths.items()}  # fmt: skip
-        gate_owner = names[-1] if c.gate else None  # the path whose steps train the gate
-        gate_group = (
-            {"name": "gate", "params": [net.gate.weight], "lr": c.gate_lr, "weight_decay": 0.0}
-            if gate_owner else None
-        )  # fmt: skip
-        trained = {id(p) for gs in groups.values() for g in gs for p in g["params"]}
-        if gate_group is not None:
-            trained.add(id(net.gate.weight))
-        for param in net.parameters():  # frozen once, never toggled
-            if id(param) not in trained:
-                param.requires_grad_(False)
-        optimizers = {name: make_optimizer(c, gs) for name, gs in groups.items()}
-        if gate_group is not None:
-            # The gate is always stepped by Adam: with an Adam backbone it is a group of the
-            # owner's optimiser (as before the SGD recipe), otherwise an Adam of its own that
-            # steps exactly when the owner steps.
-            if c.optimizer == "adam" and gate_owner in optimizers:
-                optimizers[gate_owner].add_param_group(gate_group)
-            elif c.optimizer == "adam":  # gate_only: the owner trains nothing else
-                optimizers[gate_owner] = torch.optim.Adam(
-                    [gate_group], betas=(0.9, 0.999), eps=1e-8
-                )
-            else:
-                optimizers["gate"] = torch.optim.Adam([gate_group], betas=(0.9, 0.999), eps=1e-8)
-        return optimizers
+        """One optimiser per path (:func:`~csg_interp.training.optim.build_optimizers`)."""
+        return build_optimizers(self.config, self.net, self.schedule.optimizer_names)
 
     def _set_learning_rates(self, epoch: int, step: int = 0) -> dict[str, float | None]:
-        rates = self.schedule.learning_rates(epoch, step)
-        per_step = self.config.lr_schedule != "multistep"
-        for name, optimizer in self.optimizers.items():
-            momentum = self.schedule.momentum(name, epoch, step) if per_step and (
-                name != "gate"
-            ) else None
-            for group in optimizer.param_groups:
-                if group["name"] == "gate":
-                    group["lr"] = rates["gate"]
-                    continue
-                group["lr"] = rates["csg"] if name == "csg" else rates["std"]
-                if momentum is not None:
-                    if "betas" in group:
-                        group["betas"] = (momentum, group["betas"][1])
-                    else:
-                        group["momentum"] = momentum
-        return rates
+        """Set the rates (and momenta) of one step (:func:`~.optim.set_learning_rates`)."""
+        return set_learning_rates(self.optimizers, self.schedule, self.config, epoch, step)
 
     def _optimizers_of(self, kind: str) -> list[torch.optim.Optimizer]:
         """The optimisers stepped by one step of an epoch of ``kind``."""
-        names = [self.schedule.optimizer_for(kind)] + (["gate"] if kind != "std" else [])
-        return [self.optimizers[name] for name in names if name in self.optimizers]
+        return optimizers_of(self.optimizers, self.schedule, kind)
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -470,27 +392,9 @@ class Trainer:
 
     # ------------------------------------------------------------ run files
     def _prepare(self, resume: bool) -> None:
-        config_path, last = self.run_dir / "config.json", self.run_dir / "last.pt"
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise OutputExistsError(
-                f"`out` {self.run_dir} is a file, not a run directory; choose another `out`"
-            )
-        if not resume and (config_path.exists() or last.exists()):
-            raise OutputExistsError(
-                f"{self.run_dir} already holds a run; pass `resume=True` to continue it, "
-                "or choose another `out`"
-            )
-        if resume and config_path.exists():
-            saved = TrainConfig.load(config_path)
-            changed = saved.differences(self.config, RESUME_MUTABLE_FIELDS)
-            if changed:
-                details = ", ".join(
-                    f"{k}: {getattr(saved, k)!r} → {getattr(self.config, k)!r}" for k in changed
-                )
-                raise ValueError(
-                    f"cannot resume {self.run_dir} with a different configuration ({details}); "
-                    "resume with the same options or start a new run directory"
-                )
+        """Check the run directory, load ``last.pt`` on resume, then (rank 0) write its files."""
+        check_run_directory(self.run_dir, self.config, resume)
+        last = self.run_dir / "last.pt"
         if resume and last.exists():
             state = load_checkpoint(last, map_location="cpu")
             self.load_state_dict(state)
@@ -500,61 +404,27 @@ class Trainer:
             logger.info("nothing to resume in %s; starting from epoch 0", self.run_dir)
         if self.is_writer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(config_path, self.config.to_dict())
+            write_config(self.run_dir, self.config)
             self._write_metrics()
             self._write_manifest(status="running")
 
     def _write_metrics(self) -> None:
-        rows = "".join(json.dumps(row) + "\n" for row in self.history)
-        write_text_atomic(self.run_dir / "metrics.jsonl", rows)
+        write_metrics(self.run_dir, self.history)
 
     def _append_metrics(self, row: dict[str, Any]) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as stream:
-            stream.write(json.dumps(row) + "\n")
+        append_metrics(self.run_dir, row)
 
     def _write_manifest(self, status: str, result: dict[str, Any] | None = None) -> None:
-        bundle = self.bundle
-        manifest = {
-            "status": status,
-            "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "epochs_done": self.epochs_done,
-            "config": self.config.to_dict(),
-            "versions": _versions(),
-            "git": _git_revision(),
-            "data": {
-                **self.meta,
-                "augment": self.augment,
-                "sizes": {
-                    "train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test)
-                },
-                "info": bundle.info,
-            },
-            "device": str(self.device),
-            "threads": torch.get_num_threads(),
-            "world_size": self.world_size,
-            "model": {
-                "gate_shape": (
-                    list(self.net.gate.weight.shape) if self.net.gate is not None else None
-                ),
-                "parameters": sum(p.numel() for p in self.net.parameters()),
-            },
-            "schedule": {
-                "kinds": self.schedule.kinds,
-                "csg_epochs": len(self.schedule.csg_epochs),
-                "milestone_steps": self.schedule.milestone_steps,
-                "lr_schedule": self.config.lr_schedule,
-                "steps_per_epoch": self.schedule.steps_per_epoch,
-            },
-            "best": dict(self.best),
-            "result": result,
-        }
-        _write_json_atomic(self.run_dir / "manifest.json", manifest)
+        manifest = build_manifest(
+            status=status, epochs_done=self.epochs_done, config=self.config, meta=self.meta,
+            augment=self.augment, bundle=self.bundle, device=self.device,
+            world_size=self.world_size, net=self.net, schedule=self.schedule, best=self.best,
+            result=result,
+        )  # fmt: skip
+        write_manifest(self.run_dir, manifest)
 
     def _save_epoch(self, improved: bool) -> None:
-        state = self.state_dict()
-        if improved:  # best first: a crash in between leaves last.pt one epoch behind, not ahead
-            save_checkpoint(state, self.run_dir / "best.pt")
-        save_checkpoint(state, self.run_dir / "last.pt")
+        save_epoch_checkpoints(self.run_dir, self.state_dict(), improved)
 
     # ------------------------------------------------------------------ fit
     def fit(self, resume: bool = False) -> Run:

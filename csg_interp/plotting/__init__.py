@@ -3,7 +3,10 @@
 * :mod:`~csg_interp.plotting.displays` -- ``from_*`` computes, ``plot(ax=...)`` draws, the
   results are ``figure_`` / ``ax_``: :class:`GateHeatmapDisplay`, :class:`MIHeatmapDisplay`,
   :class:`GateWeightPanelsDisplay`, :class:`MIComparisonDisplay`,
-  :class:`AttributionOverlayDisplay`, :class:`ClassFiltersDisplay`, :class:`FilterAtlasDisplay`;
+  :class:`AttributionOverlayDisplay`, :class:`ClassFiltersDisplay`, :class:`FilterAtlasDisplay`,
+  gathered from one module per figure family: :mod:`~csg_interp.plotting.heatmaps`,
+  :mod:`~csg_interp.plotting.panels`, :mod:`~csg_interp.plotting.attribution_maps`,
+  :mod:`~csg_interp.plotting.atlas`;
 * :mod:`~csg_interp.plotting.roc` -- ROC curves with scikit-learn's ``RocCurveDisplay``;
 * :mod:`~csg_interp.plotting.overlays` -- localization maps and boxes drawn with torchvision;
 * :mod:`~csg_interp.plotting.explanations` -- the figure of one explained image;

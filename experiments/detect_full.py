@@ -39,6 +39,7 @@ def run_all(seed: int = 0) -> None:
     """Run the four detections that are not finished yet."""
     from csg_interp.workflows.detect import detect_run
 
+    OUT.mkdir(parents=True, exist_ok=True)
     for attack, fit in PAIRS:
         folder = OUT / f"{attack}_fit-{fit}"
         if (folder / "metrics.json").is_file():

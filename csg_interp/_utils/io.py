@@ -21,7 +21,15 @@ __all__ = ["atomic_writer", "write_bytes_atomic", "write_json_atomic", "write_te
 
 
 def _current_umask() -> int:
-    """The process's umask (read by setting and restoring it; POSIX has no getter)."""
+    """The process's umask: read from ``/proc/self/status`` where Linux offers it (no change to
+    process state, so safe beside other threads); elsewhere by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -59,6 +59,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "csg_adam": {"optimizer": "adam", "lr": 3e-3, "csg_lr": 3e-3, "weight_decay": 0.0},
     "csg_2of3": {"csg_from": 1},
     "csg_allstages": {"csg_stages": "all"},
+    # The paper's architecture (CIFAR ResNet-20: three stages of three blocks, widths 16/32/64,
+    # K = 64), same recipe; the default model is the project's ResNet-8.
+    "std_r20": {"gate": False, "model": "resnet20"},
+    "csg_r20": {"model": "resnet20"},
     # The own extension (experiments/counterfactual.py): the paper's method plus the
     # counterfactual-gate loss, weight 1, in its CSG epochs; every other setting equal.
     "csg_cf": {},
@@ -186,8 +190,8 @@ def run_one(
     run_dir = (runs_root or HERE / "runs") / protocol / f"{variant}_s{seed}"
     sizes = {"train_subset": 600, "val_size": 300, "epochs": 3} if smoke else {}
     config = TrainConfig(
-        dataset="fashion-mnist", model="resnet8", device="cpu", seed=seed, out=str(run_dir),
-        channels_last=channels_last, **sizes, **VARIANTS[variant],
+        dataset="fashion-mnist", device="cpu", seed=seed, out=str(run_dir),
+        channels_last=channels_last, **sizes, **{"model": "resnet8", **VARIANTS[variant]},
     ).resolved()  # fmt: skip
     resume = (run_dir / "last.pt").is_file()
     base, extension_kwargs = None, {}

@@ -5,6 +5,7 @@ Usage::
     python experiments/make_table.py                    # protocol "main", Markdown to stdout
     python experiments/make_table.py --out experiments/results/main/TABLE.md
     python experiments/make_table.py --protocol full    # experiments/full_accuracy.py's runs
+    python experiments/make_table.py --protocol vit/full  # experiments/vit_fashion_mnist.py's
 
 Per run: accuracy, MIS, normalised MIS, ceiling, L1-density, gate/MI agreement, filters per class.
 Per variant (mean ± std over the seeds present): the same, then against its STD twin (``std_X``

@@ -97,17 +97,22 @@ def test_full_accuracy_extension_variant_records_its_term(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "protocol, start, end",
+    "page_name, protocol, start, end",
     [
-        ("main", "<!-- TABLE START (python experiments/make_table.py) -->", "<!-- TABLE END -->"),
-        ("full", "<!-- FULL TABLE START (python experiments/make_table.py --protocol full) -->",
+        ("metrics.md", "main", "<!-- TABLE START (python experiments/make_table.py) -->",
+         "<!-- TABLE END -->"),
+        ("metrics.md", "full",
+         "<!-- FULL TABLE START (python experiments/make_table.py --protocol full) -->",
          "<!-- FULL TABLE END -->"),
+        ("models.md", "vit/full",
+         "<!-- VIT TABLE START (python experiments/make_table.py --protocol vit/full) -->",
+         "<!-- VIT TABLE END -->"),
     ],
-)
-def test_docs_tables_are_the_committed_results(protocol, start, end):
-    """docs/metrics.md shows exactly what make_table.py builds from the committed JSONs."""
+)  # fmt: skip
+def test_docs_tables_are_the_committed_results(page_name, protocol, start, end):
+    """The docs pages show exactly what make_table.py builds from the committed JSONs."""
     import make_table
 
-    page = (ROOT / "docs" / "metrics.md").read_text()
+    page = (ROOT / "docs" / page_name).read_text()
     shown = page.split(start, 1)[1].split(end, 1)[0].strip()
     assert shown == make_table.build_tables(protocol).strip()

@@ -140,32 +140,44 @@ class GateWeightPanelsDisplay:
         Returns:
             The Display, with ``axes_``, ``figure_`` and ``meshes_`` (one QuadMesh per panel).
         """
-        axes, created = _stacked_axes(
-            axes, 4, max(panel.shape[1] for panel in self.panels.values()),
+        names = list(self.panels)
+        return _plot_stacked(
+            self, axes, [self.panels[name] for name in names],
+            [self.std_order if name == "std_weight" else self.csg_order for name in names],
+            [self.titles[name] for name in names],
             max(1.6, 0.3 * len(self.class_names) + 0.8), "the four-panel figure",
+            cmap=cmap, vmax=1.0, colorbar=colorbar, cbar_label="scaled",
+            max_filter_labels=max_filter_labels,
         )  # fmt: skip
-        self.meshes_ = []
-        for ax, (name, panel) in zip(axes, self.panels.items()):
-            order = self.std_order if name == "std_weight" else self.csg_order
-            mesh = _draw_heatmap(
-                ax,
-                panel,
-                self.class_names,
-                _filter_ticks(order, max_filter_labels),
-                cmap=cmap,
-                vmin=0.0,
-                vmax=1.0,
-                colorbar=colorbar,
-                cbar_label="scaled",
-            )
-            ax.set_title(self.titles[name])
-            ax.set_xlabel("filter (sorted by assigned class)" if self.sorted else "filter")
-            self.meshes_.append(mesh)
-        self.axes_ = np.array(axes, dtype=object)
-        self.figure_ = axes[0].figure
-        if created:
-            self.figure_.tight_layout()
-        return self
+
+
+def _plot_stacked(
+    display: Any, axes: Any, matrices: list[np.ndarray], orders: list[np.ndarray],
+    titles: list[str], panel_height: float, what: str, *, cmap: str, vmax: float | None,
+    colorbar: bool, cbar_label: str, max_filter_labels: int,
+) -> Any:  # fmt: skip
+    """Draw class × filter heatmaps one above the other and set the Display's artists.
+
+    Sets ``display.meshes_`` (one QuadMesh per panel), ``axes_`` and ``figure_``; lays out the
+    figure only when it was created here. Returns ``display``.
+    """
+    axes, created = _stacked_axes(
+        axes, len(matrices), max(m.shape[1] for m in matrices), panel_height, what
+    )
+    display.meshes_ = []
+    for ax, matrix, order, title in zip(axes, matrices, orders, titles):
+        mesh = _draw_heatmap(
+            ax, matrix, display.class_names, _filter_ticks(order, max_filter_labels),
+            cmap=cmap, vmin=0.0, vmax=vmax, colorbar=colorbar, cbar_label=cbar_label,
+        )  # fmt: skip
+        ax.set_title(title)
+        ax.set_xlabel("filter (sorted by assigned class)" if display.sorted else "filter")
+        display.meshes_.append(mesh)
+    display.axes_ = np.array(axes, dtype=object)
+    display.figure_ = axes[0].figure
+    if created:
+        display.figure_.tight_layout()
+    return display
 
 
 def _mi_score(matrix: np.ndarray) -> float:
@@ -270,28 +282,12 @@ class MIComparisonDisplay:
         Returns:
             The Display, with ``axes_``, ``figure_`` and ``meshes_``.
         """
-        axes, created = _stacked_axes(
-            axes, 2, max(m.shape[1] for m in self.matrices.values()),
+        names = list(self.matrices)
+        return _plot_stacked(
+            self, axes, [self.matrices[name] for name in names],
+            [self.orders[name] for name in names],
+            [f"{name} model: MIS = {self.scores[name]:.4f}" for name in names],
             max(2.0, 0.35 * len(self.class_names) + 1), "the MI comparison",
+            cmap=cmap, vmax=self.vmax, colorbar=True, cbar_label="MI (nats)",
+            max_filter_labels=max_filter_labels,
         )  # fmt: skip
-        self.meshes_ = []
-        for ax, (name, matrix) in zip(axes, self.matrices.items()):
-            mesh = _draw_heatmap(
-                ax,
-                matrix,
-                self.class_names,
-                _filter_ticks(self.orders[name], max_filter_labels),
-                cmap=cmap,
-                vmin=0.0,
-                vmax=self.vmax,
-                colorbar=True,
-                cbar_label="MI (nats)",
-            )
-            ax.set_title(f"{name} model: MIS = {self.scores[name]:.4f}")
-            ax.set_xlabel("filter (sorted by assigned class)" if self.sorted else "filter")
-            self.meshes_.append(mesh)
-        self.axes_ = np.array(axes, dtype=object)
-        self.figure_ = axes[0].figure
-        if created:
-            self.figure_.tight_layout()
-        return self

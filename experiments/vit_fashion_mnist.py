@@ -111,6 +111,9 @@ def run_one(
     return {
         "protocol": protocol, "variant": variant, "seed": seed, "config": config.to_dict(),
         "git_revision": git_revision(), "train_seconds": round(train_seconds, 1),
+        # A resumed run's train_seconds covers only this process; the epochs' own times add up
+        # over every sitting (data loading and checkpoints between epochs excluded).
+        "epoch_seconds_total": round(sum(row["train_time_s"] for row in run.history), 1),
         "resumed": resume, "history": run.history, "metrics": metrics,
         "torch_threads": torch.get_num_threads(), "device": device,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -235,11 +235,6 @@ def gated_gradcam_plus_plus_maps(
 
 
 # ------------------------------------------------------------------------------------- scoring
-def sweep_thresholds(step: float) -> Tensor:
-    """The min-max threshold sweep ``0, step, 2·step, ... < 1`` (``localize_net``'s grid)."""
-    return torch.arange(0.0, 1.0 - 1e-9, step, dtype=torch.float64)
-
-
 def score_gated_gradcam_plus_plus(
     net: CSGNet, val: ArrayDataset, test: ArrayDataset, sweep_step: float,
     device: str | torch.device = "cpu", batch_size: int = 256,
@@ -257,6 +252,7 @@ def score_gated_gradcam_plus_plus(
         .evaluate_maps`` plus ``seconds``.
     """
     from csg_interp.attribution.localization import evaluate_maps, predict
+    from csg_interp.workflows.localize import sweep_thresholds
 
     start = time.perf_counter()
     val_x, val_y = val.tensors()

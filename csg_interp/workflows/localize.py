@@ -30,6 +30,7 @@ __all__ = [
     "LocalizeResult",
     "localization_data",
     "localize_net",
+    "sweep_thresholds",
     "localize_run",
     "localize_runs",
 ]
@@ -120,6 +121,19 @@ def _first(dataset: Any, count: int) -> Any:
     return dataset if count >= len(dataset) else dataset.subset(list(range(count)))
 
 
+def sweep_thresholds(step: float) -> Any:
+    """The min-max threshold sweep ``0, step, 2·step, ... < 1`` (float64) that
+    :func:`localize_net` chooses each method's threshold from on val.
+
+    Example:
+        >>> sweep_thresholds(0.25).tolist()
+        [0.0, 0.25, 0.5, 0.75]
+    """
+    import torch
+
+    return torch.arange(0.0, 1.0 - 1e-9, step, dtype=torch.float64)
+
+
 def localize_net(
     net: Any,
     val: Any,
@@ -130,8 +144,6 @@ def localize_net(
     batch_size: int = 256,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score one network: ``({"top1_cls", "methods": {method: metrics}, "filters"}, test maps)``."""
-    import torch
-
     from csg_interp.attribution import localization as loc
 
     if methods is None:
@@ -143,7 +155,7 @@ def localize_net(
         )
     if net.gate is None:
         methods = [m for m in methods if m != "csg"]
-    thresholds = torch.arange(0.0, 1.0 - 1e-9, sweep_step, dtype=torch.float64)
+    thresholds = sweep_thresholds(sweep_step)
     val_x, val_y = val.tensors()
     test_x, test_y = test.tensors()
     predictions = loc.predict(net, test_x, batch_size, device)

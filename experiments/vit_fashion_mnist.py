@@ -19,7 +19,7 @@ Targets (docs/models.md): STD test accuracy ≥ 0.90, the CSG twin within 0.5 po
 ≤ 0.15, MIS ratio > 1 with every CSG seed above every STD seed.
 
 Resumable: a run whose JSON exists is skipped; a run directory without JSON resumes from its
-``last.pt`` (the trainer's exact resume). One training at a time, nothing heavy beside it
+``last.pt`` (the trainer's exact resume; one stopped before its first checkpoint starts again). One training at a time, nothing heavy beside it
 (``--threads``, default 2: the project machine's cores). Results:
 ``experiments/results/vit/<protocol>/<variant>_s<seed>.json`` with the git revision; run
 directories (checkpoints): ``experiments/runs/vit/<protocol>/`` (not committed).
@@ -99,7 +99,8 @@ def run_one(
         epochs=spec["epochs"], train_subset=spec["train_subset"], val_size=spec["val_size"],
         device=device, data_root=data_root, out=str(run_dir),
     ).resolved()  # fmt: skip
-    resume = (run_dir / "last.pt").is_file()
+    # A run stopped before its first checkpoint has config.json only: resume starts it afresh.
+    resume = (run_dir / "last.pt").is_file() or (run_dir / "config.json").is_file()
     start = time.perf_counter()
     run = fit(config, resume=resume, progress=False)
     train_seconds = time.perf_counter() - start

@@ -19,8 +19,9 @@ Targets (docs/models.md): STD test accuracy ≥ 0.90, the CSG twin within 0.5 po
 ≤ 0.15, MIS ratio > 1 with every CSG seed above every STD seed.
 
 Resumable: a run whose JSON exists is skipped; a run directory without JSON resumes from its
-``last.pt`` (the trainer's exact resume; one stopped before its first checkpoint starts again). One training at a time, nothing heavy beside it
-(``--threads``, default 2: the project machine's cores). Results:
+``last.pt`` (the trainer's exact resume; one stopped before its first checkpoint starts again).
+One training at a time, nothing heavy beside it (``--threads``, default 2: the project machine's
+cores). Results:
 ``experiments/results/vit/<protocol>/<variant>_s<seed>.json`` with the git revision; run
 directories (checkpoints): ``experiments/runs/vit/<protocol>/`` (not committed).
 

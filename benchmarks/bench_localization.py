@@ -26,23 +26,6 @@ PAIR = HERE / "assets" / "scenes_pair"
 TARGET_POINTS = 5.0
 
 
-def _hits(maps: torch.Tensor, boxes: torch.Tensor, threshold: float) -> np.ndarray:
-    from csg_interp.attribution.boxes import boxes_from_maps, paired_box_iou
-
-    found = boxes_from_maps(maps, threshold, mode="minmax")
-    return ((paired_box_iou(found.boxes, boxes) * found.valid) >= 0.5).numpy()
-
-
-def _paired_bootstrap(
-    a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """95 % percentile interval of mean(a) - mean(b) over paired image resamples, in points."""
-    rng = np.random.RandomState(seed)
-    index = rng.randint(0, len(a), size=(resamples, len(a)))
-    diffs = (a[index].mean(1) - b[index].mean(1)) * 100
-    return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
-
-
 def _gate_floor(net, maps: dict, masks: torch.Tensor) -> str:
     """Which filters the gate closes (sign of W there) and the background level of CAM vs CSG."""
     gate, weight = net.gate.weight.detach(), net.linear_head.weight.detach()
@@ -86,9 +69,11 @@ def _timing(
 
 
 def run(quick: bool = False, pair: Path = PAIR) -> str:
-    from csg_interp.workflows.localize import localize_net
+    from csg_interp.attribution.localization import gt_known_hits
     from csg_interp.data import MissingDatasetError
+    from csg_interp.metrics import paired_bootstrap_interval
     from csg_interp.training import load_run
+    from csg_interp.workflows.localize import localize_net
 
     pair = Path(pair)
     if not (pair / "csg" / "last.pt").is_file() or not (pair / "std" / "last.pt").is_file():
@@ -116,7 +101,7 @@ def run(quick: bool = False, pair: Path = PAIR) -> str:
 
     gt = test.extras["boxes"]
     hits = {
-        (name, method): _hits(maps[name][method], gt, metrics["threshold"])
+        (name, method): gt_known_hits(maps[name][method], gt, metrics["threshold"]).numpy()
         for name in summaries for method, metrics in summaries[name]["methods"].items()
     }  # fmt: skip
     rows = []
@@ -140,7 +125,8 @@ def run(quick: bool = False, pair: Path = PAIR) -> str:
     }
     best_key = max(others, key=others.get)
     margin = 100 * (ours - others[best_key])
-    low, high = _paired_bootstrap(hits[("csg", "csg")], hits[best_key])
+    interval = paired_bootstrap_interval(hits[("csg", "csg")], hits[best_key])
+    low, high = (100 * end for end in interval)
     verdict = "met" if margin >= TARGET_POINTS else "**not met**"
 
     floor = _gate_floor(runs["csg"].net, maps["csg"], test.extras["masks"])

@@ -83,7 +83,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(HERE))
-from bench_localization import TARGET_POINTS, _hits, _paired_bootstrap  # noqa: E402
+from bench_localization import TARGET_POINTS  # noqa: E402
 from full_accuracy import compute_lock, git_revision  # noqa: E402
 
 from csg_interp.training import TrainConfig, fit, load_bundle  # noqa: E402
@@ -157,15 +157,15 @@ def gate_matrix(net: CSGNet, gate: Tensor | np.ndarray | None = None) -> np.ndar
     return matrix
 
 
-def gated_gradcam_plus_plus(net: CSGNet, gate: np.ndarray) -> Any:
-    """A pytorch-grad-cam ``GradCAMPlusPlus`` on ``net.gated_layer`` whose weights are gated.
+def gated_gradcam_plus_plus_class(gate: np.ndarray) -> type:
+    """A pytorch-grad-cam ``GradCAMPlusPlus`` subclass whose per-filter weights are gated.
 
     Args:
-        net: the network (already on its device).
         gate: (C, K) gate from :func:`gate_matrix`.
 
     Returns:
-        The explainer (call it as ``GradCAMPlusPlus``; release its hooks afterwards).
+        The class, for ``localization_maps(..., "gradcam++", cam_class=...)`` (which builds it
+        on the network's gated layer and releases its hooks).
     """
     from pytorch_grad_cam import GradCAMPlusPlus
 
@@ -182,7 +182,7 @@ def gated_gradcam_plus_plus(net: CSGNet, gate: np.ndarray) -> Any:
             classes = np.array([int(target.category) for target in targets])
             return gate_filter_weights(weights, gate, classes)
 
-    return GatedGradCAMPlusPlus(model=net, target_layers=[net.gated_layer])
+    return GatedGradCAMPlusPlus
 
 
 def gated_gradcam_plus_plus_maps(
@@ -195,8 +195,8 @@ def gated_gradcam_plus_plus_maps(
 ) -> Tensor:
     """Gated Grad-CAM++ maps of ``targets`` at the images' resolution, (N, H, W).
 
-    The same pipeline as ``localization_maps(..., "gradcam++")`` (pytorch-grad-cam's maps,
-    resized and min-max scaled per image), with the per-filter weights gated.
+    ``localization_maps(..., "gradcam++")`` (pytorch-grad-cam's maps, resized and min-max
+    scaled per image) with the per-filter weights gated.
 
     Args:
         net: a CSGNet; runs in eval mode, its mode and device are restored afterwards.
@@ -209,65 +209,13 @@ def gated_gradcam_plus_plus_maps(
     Returns:
         Float (N, H, W) on the CPU.
     """
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from csg_interp.attribution.localization import localization_maps
 
-    from csg_interp._utils import eval_mode
-    from csg_interp.attribution.boxes import upsample_maps
-    from csg_interp.training.gate import check_labels
-
-    matrix = gate_matrix(net, gate)
-    targets = check_labels(targets, net.num_classes, images.shape[0])
-    size = tuple(images.shape[-2:])
-    out = torch.zeros(images.shape[0], *size)
-    with eval_mode(net, device) as where:
-        explainer = gated_gradcam_plus_plus(net, matrix)
-        try:
-            for start in range(0, images.shape[0], batch_size):
-                batch = targets[start : start + batch_size]
-                wanted = [ClassifierOutputTarget(int(c)) for c in batch]
-                cams = explainer(input_tensor=images[start : start + batch_size].to(where),
-                                 targets=wanted)  # fmt: skip
-                maps = torch.from_numpy(np.asarray(cams, dtype=np.float32))
-                out[start : start + batch_size] = upsample_maps(maps, size)
-        finally:
-            explainer.activations_and_grads.release()
-    return out
+    cam_class = gated_gradcam_plus_plus_class(gate_matrix(net, gate))
+    return localization_maps(net, images, targets, "gradcam++", batch_size, device, cam_class)
 
 
 # ------------------------------------------------------------------------------------- scoring
-def score_gated_gradcam_plus_plus(
-    net: CSGNet, val: ArrayDataset, test: ArrayDataset, sweep_step: float,
-    device: str | torch.device = "cpu", batch_size: int = 256,
-) -> tuple[dict[str, float], Tensor]:  # fmt: skip
-    """The localization protocol (threshold from val, scores on test) for gated Grad-CAM++.
-
-    Args:
-        net: the CSG model.
-        val, test: scene splits with ``extras["boxes"]`` and ``extras["masks"]``.
-        sweep_step: the min-max threshold step.
-        device, batch_size: where and how many images at a time.
-
-    Returns:
-        ``(metrics, test maps)``; the metrics of ``csg_interp.attribution.localization
-        .evaluate_maps`` plus ``seconds``.
-    """
-    from csg_interp.attribution.localization import evaluate_maps, predict
-    from csg_interp.workflows.localize import sweep_thresholds
-
-    start = time.perf_counter()
-    val_x, val_y = val.tensors()
-    test_x, test_y = test.tensors()
-    val_maps = gated_gradcam_plus_plus_maps(net, val_x, val_y, None, batch_size, device)
-    test_maps = gated_gradcam_plus_plus_maps(net, test_x, test_y, None, batch_size, device)
-    predictions = predict(net, test_x, batch_size, device)
-    metrics = evaluate_maps(
-        val_maps, val.extras["boxes"], test_maps, test.extras["boxes"], test.extras["masks"],
-        test_y, predictions, thresholds=sweep_thresholds(sweep_step),
-    )  # fmt: skip
-    metrics["seconds"] = round(time.perf_counter() - start, 2)
-    return metrics, test_maps
-
-
 def score_model(
     net: CSGNet, val: ArrayDataset, test: ArrayDataset, sweep_step: float,
     device: str | torch.device = "cpu", batch_size: int = 256,
@@ -288,15 +236,14 @@ def score_model(
     from csg_interp.attribution.localization import LOCALIZATION_METHODS
     from csg_interp.workflows.localize import localize_net
 
-    summary, test_maps = localize_net(
-        net, val, test, list(LOCALIZATION_METHODS), sweep_step, device, batch_size
-    )
+    extra = {}
     if net.gate is not None:
-        metrics, maps = score_gated_gradcam_plus_plus(net, val, test, sweep_step, device,
-                                                      batch_size)  # fmt: skip
-        summary["methods"][GATED_METHOD] = metrics
-        test_maps[GATED_METHOD] = maps
-    return summary, test_maps
+        extra[GATED_METHOD] = lambda images, targets: gated_gradcam_plus_plus_maps(
+            net, images, targets, None, batch_size, device
+        )
+    return localize_net(
+        net, val, test, list(LOCALIZATION_METHODS), sweep_step, device, batch_size, extra
+    )
 
 
 def method_hits(
@@ -313,8 +260,12 @@ def method_hits(
     Returns:
         ``{"model/method": hits}``.
     """
+    from csg_interp.attribution.localization import gt_known_hits
+
     return {
-        f"{model}/{method}": _hits(maps, boxes, summary["methods"][method]["threshold"])
+        f"{model}/{method}": gt_known_hits(
+            maps, boxes, summary["methods"][method]["threshold"]
+        ).numpy()
         for method, maps in test_maps.items()
     }
 
@@ -336,8 +287,13 @@ def compare_sides(hits: dict[str, np.ndarray], resamples: int) -> dict[str, Any]
     ours = max((k for k in gt_known if k in CSG_SIDE), key=gt_known.__getitem__)
     other = max((k for k in gt_known if k not in CSG_SIDE), key=gt_known.__getitem__)
     difference = 100.0 * (gt_known[ours] - gt_known[other])
-    low, high = _paired_bootstrap(
-        np.asarray(hits[ours], dtype=float), np.asarray(hits[other], dtype=float), resamples
+    from csg_interp.metrics import paired_bootstrap_interval
+
+    low, high = (
+        100.0 * end
+        for end in paired_bootstrap_interval(
+            np.asarray(hits[ours], dtype=float), np.asarray(hits[other], dtype=float), resamples
+        )
     )
     return {
         "csg_side": {"method": ours, "gt_known_loc": gt_known[ours]},

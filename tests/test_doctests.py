@@ -18,6 +18,9 @@ MODULES = [
     "csg_interp.report.figures",
     "csg_interp.report.html",
     "csg_interp._utils.formatting",
+    "csg_interp.metrics.intervals",
+    "csg_interp.attribution.localization",
+    "csg_interp.workflows.localize",
 ]
 
 

@@ -12,7 +12,7 @@ coordinates** (see :mod:`csg_interp.attribution.boxes`). Masks are bool (N, H, W
   tensor at once, so the reference's threshold-offset bug (its last, smaller batch overwrote
   earlier entries) cannot happen.
 * :func:`box_localization` -- GT-known Loc (box IoU >= 0.5 with the ground-truth class's map) and
-  Top-1 Loc (that, and the prediction is correct).
+  Top-1 Loc (that, and the prediction is correct); :func:`gt_known_hits` gives the per-image hits.
 * :func:`max_box_acc` -- MaxBoxAcc of wsolevaluation (Choe et al., *Evaluating Weakly Supervised
   Object Localization Methods Right*, CVPR 2020): min-max normalised maps, a sweep of thresholds,
   the best box accuracy over the sweep. ``version="v1"``: IoU 0.5, the largest component's box.
@@ -63,6 +63,7 @@ __all__ = [
     "filter_thresholds",
     "filter_mask_iou",
     "box_localization",
+    "gt_known_hits",
     "max_box_acc",
     "max_box_acc_versions",
     "energy_pointing_game",
@@ -416,6 +417,36 @@ def box_localization(
     )  # fmt: skip
 
 
+def gt_known_hits(
+    maps: Tensor, gt_boxes: Tensor, threshold: float, iou_threshold: float = 0.5
+) -> Tensor:
+    """Per-image GT-known hits of ground-truth-class maps at one min-max threshold.
+
+    The per-image form of :func:`box_localization`'s ``gt_known_loc`` (its mean), for paired
+    comparisons of two methods on the same images
+    (:func:`csg_interp.metrics.paired_bootstrap_interval`).
+
+    Args:
+        maps: (N, H, W) maps of the ground-truth class at image resolution.
+        gt_boxes: (N, 4) true boxes, xyxy pixel-edge.
+        threshold: the min-max threshold (chosen on val, e.g. ``evaluate_maps(...)["threshold"]``).
+        iou_threshold: 0.5 by convention.
+
+    Returns:
+        Bool (N,): a box was found and its IoU with the true box is >= ``iou_threshold``.
+
+    Example:
+        >>> maps = torch.zeros(2, 4, 4)
+        >>> maps[0, :2, :2] = 1.0
+        >>> maps[1, 2:, 2:] = 1.0
+        >>> gt_known_hits(maps, torch.tensor([[0., 0., 2., 2.]] * 2), 0.5).tolist()
+        [True, False]
+    """
+    found = boxes_from_maps(maps, threshold, mode="minmax")
+    result = box_localization(found.boxes, gt_boxes, valid=found.valid, iou_threshold=iou_threshold)
+    return result.iou >= iou_threshold
+
+
 @dataclass
 class MaxBoxAccResult:
     """MaxBoxAcc over a threshold sweep (wsolevaluation).
@@ -626,11 +657,13 @@ def localization_maps(
     method: str,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    cam_class: type | None = None,
 ) -> Tensor:
     """Class maps of ``targets`` at the images' resolution, (N, H, W), for one method.
 
     Layer-resolution maps are upsampled bilinearly (``align_corners=False``); pytorch-grad-cam
-    returns its maps already resized (OpenCV bilinear) and min-max scaled per image.
+    returns its maps already resized (OpenCV bilinear) and min-max scaled per image, and its
+    hooks are released before this function returns (also after an error).
 
     Args:
         net: a :class:`~csg_interp.training.CSGNet` (``gated_layer`` is the layer every method
@@ -640,13 +673,16 @@ def localization_maps(
         method: one of :data:`LOCALIZATION_METHODS`.
         batch_size: images per forward pass.
         device: where to run.
+        cam_class: for ``gradcam++`` only, the pytorch-grad-cam class to build instead of
+            ``GradCAMPlusPlus`` (constructed as ``cam_class(model=net, target_layers=[layer])``),
+            e.g. a subclass whose ``get_cam_weights`` reweights the filters.
 
     Returns:
         Float (N, H, W) on the CPU.
 
     Raises:
         ValueError: unknown method; ``csg`` on a model without a gate; ``gradcam++`` without
-            the ``grad-cam`` package.
+            the ``grad-cam`` package; ``cam_class`` with another method.
     """
     from captum.attr import LayerGradCam
 
@@ -654,6 +690,10 @@ def localization_maps(
 
     if method not in LOCALIZATION_METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(LOCALIZATION_METHODS)}")
+    if cam_class is not None and method != "gradcam++":
+        raise ValueError(
+            f"cam_class replaces the class of method 'gradcam++' only; got method {method!r}"
+        )
     targets = check_labels(targets, net.num_classes, images.shape[0])
     if method == "csg" and net.gate is None:
         raise ValueError(
@@ -677,23 +717,27 @@ def localization_maps(
                 raise ValueError(
                     "method 'gradcam++' needs pytorch-grad-cam: pip install 'csg_interp[bench]'"
                 ) from error
-            explainer = GradCAMPlusPlus(model=net, target_layers=[net.gated_layer])
+            explainer = (cam_class or GradCAMPlusPlus)(model=net, target_layers=[net.gated_layer])
         out = torch.zeros(images.shape[0], *size)
         batches = progress_bar(range(0, images.shape[0], batch_size), desc=f"{method} maps",
                                unit="batch")  # fmt: skip
-        for start in batches:
-            x = images[start : start + batch_size].to(device)
-            y = targets[start : start + batch_size].to(device)
+        try:
+            for start in batches:
+                x = images[start : start + batch_size].to(device)
+                y = targets[start : start + batch_size].to(device)
+                if method == "gradcam++":
+                    wanted = [ClassifierOutputTarget(int(c)) for c in y]
+                    cams = explainer(input_tensor=x, targets=wanted)
+                    maps = torch.from_numpy(np.asarray(cams, dtype=np.float32))
+                elif method == "gradcam":
+                    maps = explainer.attribute(x, target=y, relu_attributions=True).detach()
+                else:
+                    with torch.no_grad():
+                        maps = explainer.attribute(x, target=y)
+                out[start : start + batch_size] = upsample_maps(maps.cpu(), size)
+        finally:
             if method == "gradcam++":
-                wanted = [ClassifierOutputTarget(int(c)) for c in y]
-                cams = explainer(input_tensor=x, targets=wanted)
-                maps = torch.from_numpy(np.asarray(cams, dtype=np.float32))
-            elif method == "gradcam":
-                maps = explainer.attribute(x, target=y, relu_attributions=True).detach()
-            else:
-                with torch.no_grad():
-                    maps = explainer.attribute(x, target=y)
-            out[start : start + batch_size] = upsample_maps(maps.cpu(), size)
+                explainer.activations_and_grads.release()
         return out
 
 

@@ -1,5 +1,6 @@
 """Entanglement metrics: pooled features, the filter × class MI matrix, MIS and its ceiling,
-accuracy, gate/MI agreement, a gate from MI for any model, and the filter table.
+accuracy, gate/MI agreement, a gate from MI for any model, the filter table, and a paired
+bootstrap interval for comparing two methods on the same images.
 
 Protocol: Liang et al. (2020) and their code ``hyliang96/CSGCNN`` (``mutualinfo.py``), restated in
 ``docs/metrics.md``.
@@ -8,6 +9,7 @@ Protocol: Liang et al. (2020) and their code ``hyliang96/CSGCNN`` (``mutualinfo.
 from .evaluation import METRICS_SCHEMA, compare_metrics, evaluate_network, summarize
 from .features import Outputs, extract_features, extract_outputs, resolve_device
 from .filter_table import FilterTable, filter_table
+from .intervals import paired_bootstrap_interval
 from .mutual_information import (
     BACKENDS,
     mutual_information_matrix,
@@ -41,6 +43,7 @@ __all__ = [
     "mi_score",
     "mutual_information_matrix",
     "normalize_per_filter",
+    "paired_bootstrap_interval",
     "per_class_mutual_information",
     "resolve_device",
 ]

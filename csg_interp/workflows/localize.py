@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,25 @@ def localize_net(
     sweep_step: float = 0.01,
     device: Any = "cpu",
     batch_size: int = 256,
+    extra_methods: Mapping[str, Callable[[Any, Any], Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Score one network: ``({"top1_cls", "methods": {method: metrics}, "filters"}, test maps)``."""
+    """Score one network with every method: thresholds on val, metrics on test.
+
+    Args:
+        net: the network (a :class:`~csg_interp.training.CSGNet`).
+        val, test: scene splits with ``extras["boxes"]`` and ``extras["masks"]``.
+        methods: names from ``LOCALIZATION_METHODS`` (default: all; ``csg`` is dropped for a
+            model without a gate).
+        sweep_step: step of the min-max threshold sweep (:func:`sweep_thresholds`).
+        device, batch_size: where and how many images at a time.
+        extra_methods: more methods to score the same way, name -> ``maps(images, targets)``
+            returning (N, H, W) ground-truth-class maps at image resolution.
+
+    Returns:
+        ``(summary, test maps)``: ``summary`` has ``top1_cls``, ``methods`` (name -> the metrics
+        of ``evaluate_maps`` plus ``seconds``) and ``filters`` (the per-filter protocol);
+        ``test maps`` maps each method to its (N, H, W) test maps.
+    """
     from csg_interp.attribution import localization as loc
 
     if methods is None:
@@ -155,6 +173,18 @@ def localize_net(
         )
     if net.gate is None:
         methods = [m for m in methods if m != "csg"]
+    clashes = sorted(set(extra_methods or {}) & set(loc.LOCALIZATION_METHODS))
+    if clashes:
+        raise ValueError(f"extra_methods must not reuse built-in names: {', '.join(clashes)}")
+    makers: dict[str, Callable[[Any, Any], Any]] = {
+        method: (
+            lambda images, targets, method=method: loc.localization_maps(
+                net, images, targets, method, batch_size, device
+            )
+        )
+        for method in methods
+    }
+    makers.update(extra_methods or {})
     thresholds = sweep_thresholds(sweep_step)
     val_x, val_y = val.tensors()
     test_x, test_y = test.tensors()
@@ -163,10 +193,9 @@ def localize_net(
         "top1_cls": float((predictions == test_y).float().mean()), "methods": {},
     }  # fmt: skip
     test_maps = {}
-    for method in methods:
+    for method, make_maps in makers.items():
         start = time.perf_counter()
-        val_maps = loc.localization_maps(net, val_x, val_y, method, batch_size, device)
-        maps = loc.localization_maps(net, test_x, test_y, method, batch_size, device)
+        val_maps, maps = make_maps(val_x, val_y), make_maps(test_x, test_y)
         metrics = loc.evaluate_maps(
             val_maps, val.extras["boxes"], maps, test.extras["boxes"], test.extras["masks"],
             test_y, predictions, thresholds=thresholds,

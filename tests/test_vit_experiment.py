@@ -51,3 +51,32 @@ def test_smoke_protocol_writes_results_and_resumes(experiment, tmp_path, capsys)
     capsys.readouterr()
     assert experiment.main(args) == 0  # everything done: both runs are skipped
     assert capsys.readouterr().out.count("[skip]") == 2
+
+
+def test_labelled_variants_run_only_when_named(experiment):
+    assert experiment.selected_variants(None) == ["std", "csg"]
+    assert experiment.selected_variants({"csg_s1"}) == ["std", "csg"]
+    assert experiment.selected_variants({"joint"}) == ["std", "csg", "joint"]
+    assert experiment.selected_variants({"joint_s2"}) == ["std", "csg", "joint"]
+    assert experiment.selected_variants({"jointly"}) == ["std", "csg"]  # no prefix match
+    # the joint variant differs from csg in its schedule only
+    joint, csg = experiment.EXTRA_VARIANTS["joint"], experiment.VARIANTS["csg"]
+    assert {k: v for k, v in joint.items() if k != "schedule"} == csg
+    assert joint["schedule"] == "joint"
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again(experiment, tmp_path):
+    from csg_interp.training import TrainConfig
+
+    # what a run killed during its first epoch leaves: config.json, no last.pt
+    results, runs = tmp_path / "res", tmp_path / "runs"
+    assert experiment.main(["--protocol", "smoke", "--only", "std_s0", "--results", str(results),
+                            "--runs", str(runs)]) == 0  # fmt: skip
+    (results / "std_s0.json").unlink()
+    for name in ("last.pt", "best.pt", "metrics.jsonl"):
+        (runs / "std_s0" / name).unlink(missing_ok=True)
+    assert TrainConfig.load(runs / "std_s0" / "config.json").gate is False
+    assert experiment.main(["--protocol", "smoke", "--only", "std_s0", "--results", str(results),
+                            "--runs", str(runs)]) == 0  # fmt: skip
+    result = json.loads((results / "std_s0.json").read_text())
+    assert result["resumed"] is False and len(result["history"]) == 1  # trained from epoch 0

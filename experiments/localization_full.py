@@ -283,12 +283,12 @@ def compare_sides(hits: dict[str, np.ndarray], resamples: int) -> dict[str, Any]
         ``interval_points`` (95 % percentile interval), ``resamples``, ``target_points`` and
         ``target_met`` (difference ≥ target and interval above 0).
     """
+    from csg_interp.metrics import paired_bootstrap_interval
+
     gt_known = {key: float(np.mean(values)) for key, values in hits.items()}
     ours = max((k for k in gt_known if k in CSG_SIDE), key=gt_known.__getitem__)
     other = max((k for k in gt_known if k not in CSG_SIDE), key=gt_known.__getitem__)
     difference = 100.0 * (gt_known[ours] - gt_known[other])
-    from csg_interp.metrics import paired_bootstrap_interval
-
     low, high = (
         100.0 * end
         for end in paired_bootstrap_interval(

@@ -19,6 +19,21 @@ def _seed_everything():
     yield
 
 
+@pytest.fixture
+def small_net():
+    """A gated CSGNet with 3 classes and K = 5 filters on a 4×4 grid for 16×16 inputs (GAP →
+    linear head), its gate drawn from ``torch.rand`` under seed 0, in eval mode."""
+    from csg_interp.models import SmallCNN
+    from csg_interp.training import CSGNet
+
+    torch.manual_seed(0)
+    net = CSGNet.from_backbone(SmallCNN(num_classes=3, in_channels=1, widths=(4, 4, 5)),
+                               num_classes=3)  # fmt: skip
+    with torch.no_grad():
+        net.gate.weight.copy_(torch.rand(3, 5))
+    return net.eval()
+
+
 # The tiny pair pins the recipe it was made with (Adam 1e-3, MultiStepLR, λ 1e-3), so the figures
 # and baselines built on it keep their values when the scratch preset moves.
 TINY_DIGITS_OPTIONS = dict(

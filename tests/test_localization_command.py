@@ -14,15 +14,6 @@ from csg_interp.models import SmallCNN
 from csg_interp.training import CSGNet
 
 
-@pytest.fixture
-def small_net() -> CSGNet:
-    torch.manual_seed(0)
-    net = CSGNet.from_backbone(SmallCNN(num_classes=3, in_channels=1, widths=(4, 4, 5)), num_classes=3)
-    with torch.no_grad():
-        net.gate.weight.copy_(torch.rand(3, 5))
-    return net.eval()
-
-
 def cam_at_layer(net: CSGNet, x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         a = net.features(x)

@@ -16,18 +16,7 @@ from csg_interp.attribution.localization import (
     localization_maps,
 )
 from csg_interp.metrics import paired_bootstrap_interval
-from csg_interp.models import SmallCNN
 from csg_interp.training import CSGNet
-
-
-@pytest.fixture
-def small_net() -> CSGNet:
-    torch.manual_seed(0)
-    net = CSGNet.from_backbone(SmallCNN(num_classes=3, in_channels=1, widths=(4, 4, 5)),
-                               num_classes=3)  # fmt: skip
-    with torch.no_grad():
-        net.gate.weight.copy_(torch.rand(3, 5))
-    return net.eval()
 
 
 def _scenes(count: int, seed: int) -> SimpleNamespace:

@@ -28,17 +28,6 @@ def experiment():
     torch.set_num_threads(threads)  # main() sets --threads
 
 
-@pytest.fixture
-def small_net() -> CSGNet:
-    """3 classes, K = 5 filters on a 4×4 grid for 16×16 inputs; GAP → linear head."""
-    torch.manual_seed(0)
-    net = CSGNet.from_backbone(SmallCNN(num_classes=3, in_channels=1, widths=(4, 4, 5)),
-                               num_classes=3)  # fmt: skip
-    with torch.no_grad():
-        net.gate.weight.copy_(torch.rand(3, 5))
-    return net.eval()
-
-
 def test_gate_filter_weights_by_hand(experiment):
     weights = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     gate = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.0]])

@@ -59,6 +59,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "csg_adam": {"optimizer": "adam", "lr": 3e-3, "csg_lr": 3e-3, "weight_decay": 0.0},
     "csg_2of3": {"csg_from": 1},
     "csg_allstages": {"csg_stages": "all"},
+    # λ and τ of the sparsity hinge, a decade / a factor 2 either side of the preset's 1e-2 and 0.1.
+    "csg_lam1e-3": {"lam": 1e-3},
+    "csg_lam1e-1": {"lam": 1e-1},
+    "csg_tau05": {"tau": 0.05},
+    "csg_tau2": {"tau": 0.2},
     # The paper's architecture (CIFAR ResNet-20: three stages of three blocks, widths 16/32/64,
     # K = 64), same recipe; the default model is the project's ResNet-8.
     "std_r20": {"gate": False, "model": "resnet20"},

@@ -116,3 +116,50 @@ def test_docs_tables_are_the_committed_results(page_name, protocol, start, end):
     page = (ROOT / "docs" / page_name).read_text()
     shown = page.split(start, 1)[1].split(end, 1)[0].strip()
     assert shown == make_table.build_tables(protocol).strip()
+
+
+def _run(variant: str, seed: int, accuracy: float, mis: float) -> dict:
+    return {"variant": variant, "seed": seed, "metrics": {"accuracy": accuracy, "mis": mis}}
+
+
+def test_against_twin_compares_at_the_common_seeds_only():
+    """A one-seed ablation meets its twin's run of the same seed, not the twin's 3-seed mean."""
+    from make_table import against_twin
+
+    by_variant = {
+        "std": [_run("std", 0, 0.90, 0.20), _run("std", 1, 0.92, 0.10), _run("std", 2, 0.94, 0.30)],
+        "csg_2of3": [_run("csg_2of3", 0, 0.88, 0.25)],
+        "std_ls": [_run("std_ls", 1, 0.91, 0.20)],
+        "csg_ls": [_run("csg_ls", 0, 0.80, 0.50), _run("csg_ls", 1, 0.89, 0.19)],
+        "csg_r20": [_run("csg_r20", 0, 0.93, 0.22)],  # its twin std_r20 is not trained
+    }  # fmt: skip
+    rows = {row["variant"]: row for row in against_twin(by_variant)}
+    two = rows["csg_2of3"]
+    assert (two["twin"], two["seeds"]) == ("std", [0])
+    assert two["twin_acc"] == pytest.approx(0.90) and two["twin_mis"] == pytest.approx(0.20)
+    assert two["mis_ratio"] == pytest.approx(1.25)
+    assert two["delta_acc_points"] == pytest.approx(-2.0)
+    assert two["all_above"] is True
+    ls = rows["csg_ls"]  # seed 0 has no std_ls run: only seed 1 is compared
+    assert (ls["twin"], ls["seeds"]) == ("std_ls", [1])
+    assert ls["mis_ratio"] == pytest.approx(0.95) and ls["all_above"] is False
+    assert rows["csg_r20"]["twin"] == "std"  # falls back to the plain STD twin
+
+
+def test_ablation_plot_draws_one_arrow_per_variant_from_twin_to_variant(tmp_path):
+    from plot_ablations import plot
+
+    rows = [
+        {"variant": "csg", "seeds": [0, 1], "acc": 0.91, "mis": 0.21, "twin_acc": 0.92,
+         "twin_mis": 0.19, "mis_ratio": 0.21 / 0.19},
+        {"variant": "joint", "seeds": [0], "acc": 0.925, "mis": 0.214, "twin_acc": 0.926,
+         "twin_mis": 0.181, "mis_ratio": 0.214 / 0.181},
+    ]  # fmt: skip
+    fig = plot(rows, tmp_path / "ablations.png")
+    assert (tmp_path / "ablations.png").stat().st_size > 0
+    ax = fig.axes[0]
+    arrows = [text for text in ax.texts if getattr(text, "arrow_patch", None) is not None]
+    assert [(a.xy, a.xyann) for a in arrows] == [((0.91, 0.21), (0.92, 0.19)),
+                                                  ((0.925, 0.214), (0.926, 0.181))]  # fmt: skip
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["csg ×1.11 (seeds 0,1)", "joint ×1.18 (seeds 0)"]

@@ -74,12 +74,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # ... with weight 0.1: at weight 1 each CSG epoch cost the STD path 5-13 validation points
     # (seed 0), so the next probe is a tenth of it (chosen on validation, then 3 seeds).
     "csg_cf01": {},
+    # The second own extension (experiments/owner_separation.py): the paper's method plus the
+    # owner-separation loss in its CSG epochs, weights 1 and 0.1 (one is chosen on validation,
+    # seed 0, before seeds 1 and 2); every other setting equal.
+    "csg_own": {},
+    "csg_own01": {},
 }
 
 #: Variants trained by an extension's trainer: variant -> (module in experiments/, its kwargs).
 EXTENSIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "csg_cf": ("counterfactual", {"cf_weight": 1.0}),
     "csg_cf01": ("counterfactual", {"cf_weight": 0.1}),
+    "csg_own": ("owner_separation", {"own_weight": 1.0}),
+    "csg_own01": ("owner_separation", {"own_weight": 0.1}),
 }
 
 

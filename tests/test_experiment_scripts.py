@@ -163,3 +163,38 @@ def test_ablation_plot_draws_one_arrow_per_variant_from_twin_to_variant(tmp_path
                                                   ((0.925, 0.214), (0.926, 0.181))]  # fmt: skip
     labels = ax.get_legend_handles_labels()[1]
     assert labels == ["csg ×1.11 (seeds 0,1)", "joint ×1.18 (seeds 0)"]
+
+
+def test_owner_separation_loss_matches_a_hand_computation():
+    """Owner 0: in (3, 1), out (0, 2): means 2 and 1, variances 2 and 2, snr 1/4; filter 2 fires
+    less on its owner (relu → 0); filter 1's owner 2 has no image, so it is left out."""
+    import math
+
+    import torch
+    from owner_separation import owner_separation_loss
+
+    pooled = torch.tensor([[3.0, 5.0, 0.0], [1.0, 5.0, 0.0], [0.0, 1.0, 4.0], [2.0, 2.0, 2.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    owners = torch.tensor([0, 2, 0])
+    expected = -(0.5 * math.log(1.25) + 0.0) / 2
+    assert float(owner_separation_loss(pooled, labels, owners, eps=0.0)) == pytest.approx(expected)
+    assert float(owner_separation_loss(pooled, labels, torch.tensor([2, 2, 2]))) == 0.0
+
+
+def test_owner_separation_term_trains_features_but_not_the_gate(tmp_path):
+    import torch
+    from owner_separation import OwnerSeparationTrainer
+
+    from csg_interp.training.config import TrainConfig
+
+    config = TrainConfig(dataset="digits", model="smallcnn", device="cpu", seed=0, epochs=1,
+                         out=str(tmp_path / "own")).resolved()  # fmt: skip
+    trainer = OwnerSeparationTrainer(config, own_weight=1.0, progress=False)
+    net = trainer.net
+    images, labels = trainer.bundle.train.tensors(torch.arange(64))
+    net.zero_grad(set_to_none=True)
+    term = trainer.extra_term(net.features(images), labels)
+    term.backward()
+    assert float(term) < 0
+    assert net.gate.weight.grad is None
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.features.parameters())

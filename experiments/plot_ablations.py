@@ -46,9 +46,9 @@ def plot(rows: list[dict], path: Path = FIGURE):
         ax.annotate("", xy=(row["acc"], row["mis"]), xytext=(row["twin_acc"], row["twin_mis"]),
                     arrowprops={"arrowstyle": "->", "color": color, "lw": 1.5})  # fmt: skip
         ax.plot([row["twin_acc"]], [row["twin_mis"]], "o", mfc="none", color=color)
-        seeds = ",".join(map(str, row["seeds"]))
+        seeds = ("seeds " if len(row["seeds"]) > 1 else "seed ") + ",".join(map(str, row["seeds"]))
         ax.plot([row["acc"]], [row["mis"]], "o", color=color,
-                label=f"{row['variant']} ×{row['mis_ratio']:.2f} (seeds {seeds})")  # fmt: skip
+                label=f"{row['variant']} ×{row['mis_ratio']:.2f} ({seeds})")  # fmt: skip
     ax.set(xlabel="test accuracy (10k test split)", ylabel="MIS (10k test split)",
            title="Each variant (filled) against its STD twin (hollow), same seeds")  # fmt: skip
     ax.grid(alpha=0.3)

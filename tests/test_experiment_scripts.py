@@ -162,7 +162,7 @@ def test_ablation_plot_draws_one_arrow_per_variant_from_twin_to_variant(tmp_path
     assert [(a.xy, a.xyann) for a in arrows] == [((0.91, 0.21), (0.92, 0.19)),
                                                   ((0.925, 0.214), (0.926, 0.181))]  # fmt: skip
     labels = ax.get_legend_handles_labels()[1]
-    assert labels == ["csg ×1.11 (seeds 0,1)", "joint ×1.18 (seeds 0)"]
+    assert labels == ["csg ×1.11 (seeds 0,1)", "joint ×1.18 (seed 0)"]
 
 
 def test_owner_separation_loss_matches_a_hand_computation():

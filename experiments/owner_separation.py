@@ -25,7 +25,7 @@ not an estimate of that MI. The ``relu`` keeps the direction of the gate's seman
 the gate opens for c should fire *more* on c); a filter that fires less on its owner gets no
 gradient from the term.
 
-Used by experiments/full_accuracy.py (variants ``csg_own``, ``csg_own01``) through
+Used by experiments/full_accuracy.py (variants ``csg_own``, ``csg_own01``, ``csg_own003``) through
 :class:`OwnerSeparationTrainer`.
 """
 

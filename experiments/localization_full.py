@@ -102,7 +102,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     },
     "smoke": {
         "train_scenes": 256, "val_scenes": 64, "test_scenes": 96, "epochs": 2,
-        "batch_size": 32, "widths": [8, 8, 16], "seeds": [0, 1], "sweep_step": 0.05,
+        # Widths 8/8/16 abort inside torch's CPU backward (oneDNN) on an AMX Xeon with torch
+        # 2.14.1; 16/16/32 does not, and the smoke protocol measures nothing either way.
+        "batch_size": 32, "widths": [16, 16, 32], "seeds": [0, 1], "sweep_step": 0.05,
         "resamples": 200,
     },
 }  # fmt: skip

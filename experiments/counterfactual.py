@@ -85,11 +85,7 @@ class CounterfactualTrainer(ExtraTermTrainer):
     def extra_term(self, activations: Tensor, labels: Tensor) -> Tensor:
         gate = self.net.gate.weight.detach()
         wrong = wrong_classes(labels, gate.shape[0], self.generator)
-        rows = gate[wrong]
-        if activations.dim() == 4:
-            masked = activations * rows[:, :, None, None].to(activations.dtype)
-        else:  # (N, T, K) token embeddings
-            masked = activations * rows[:, None, :].to(activations.dtype)
+        masked = activations * gate[wrong][:, :, None, None].to(activations.dtype)
         return counterfactual_gate_loss(self.net.head(masked).float(), wrong)
 
 

@@ -50,7 +50,9 @@ class ExtraTermTrainer(Trainer):
         """The scalar term for one batch.
 
         Args:
-            activations: the ungated output of ``net.features`` (N, K, h, w) or (N, T, K).
+            activations: the ungated output of ``net.features``, (N, K, h, w) for every
+                model the package gates (a ViT's patch tokens arrive laid out on their grid,
+                csg_interp.training.network).
             labels: (N,) classes.
 
         Returns:

@@ -135,11 +135,9 @@ def against_twin(by_variant: dict[str, list[dict]]) -> list[dict]:
         if variant.startswith("std"):
             continue
         twin = std_twin(variant, by_variant)
-        seeds = sorted({r["seed"] for r in results} & {r["seed"] for r in by_variant.get(twin, [])})
+        seeds, ours, theirs = at_common_seeds(results, by_variant.get(twin, []))
         if not seeds:
             continue
-        ours = [r["metrics"] for r in results if r["seed"] in seeds]
-        theirs = [r["metrics"] for r in by_variant[twin] if r["seed"] in seeds]
         acc, mis = _mean(ours, "accuracy"), _mean(ours, "mis")
         twin_acc, twin_mis = _mean(theirs, "accuracy"), _mean(theirs, "mis")
         rows.append({
@@ -167,6 +165,13 @@ def against_twin_table(by_variant: dict[str, list[dict]]) -> list[str]:
             f"{'yes' if row['all_above'] else 'no'} |"
         )
     return lines
+
+
+def at_common_seeds(ours: list[dict], theirs: list[dict]) -> tuple[list[int], list[dict], list[dict]]:
+    """The seeds two variants' runs share, and each side's metrics at those seeds."""
+    seeds = sorted({r["seed"] for r in ours} & {r["seed"] for r in theirs})
+    return (seeds, [r["metrics"] for r in ours if r["seed"] in seeds],
+            [r["metrics"] for r in theirs if r["seed"] in seeds])  # fmt: skip
 
 
 def _mean(runs: list[dict], key: str) -> float:
@@ -198,12 +203,9 @@ def against_paper_method(by_variant: dict[str, list[dict]], paper: str = "csg") 
              "| variant | seeds | MIS ratio vs paper | Δacc vs paper (pt) | all MIS > paper's | "
              "all acc > paper's | wins |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for variant in rivals:
-        seeds = sorted({r["seed"] for r in by_variant[variant]}
-                       & {r["seed"] for r in by_variant[paper]})  # fmt: skip
+        seeds, ours, theirs = at_common_seeds(by_variant[variant], by_variant[paper])
         if not seeds:
             continue
-        ours = [r["metrics"] for r in by_variant[variant] if r["seed"] in seeds]
-        theirs = [r["metrics"] for r in by_variant[paper] if r["seed"] in seeds]
         ratio = _mean(ours, "mis") / _mean(theirs, "mis")
         delta = 100 * (_mean(ours, "accuracy") - _mean(theirs, "accuracy"))
         mis_above = min(m["mis"] for m in ours) > max(m["mis"] for m in theirs)

@@ -108,10 +108,8 @@ class OwnerSeparationTrainer(ExtraTermTrainer):
 
     def extra_term(self, activations: Tensor, labels: Tensor) -> Tensor:
         owners = owner_classes(self.net.gate.weight.detach())
-        if activations.dim() == 4:
-            pooled = activations.float().mean(dim=(2, 3))
-        else:  # (N, T, K) token embeddings, pooled over the tokens as the avg-pool head does
-            pooled = activations.float().mean(dim=1)
+        # GAP, as the features MIS is measured on (csg_interp.metrics.features).
+        pooled = activations.float().mean(dim=(2, 3))
         return owner_separation_loss(pooled, labels, owners)
 
 

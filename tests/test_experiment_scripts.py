@@ -66,20 +66,28 @@ def test_wrong_classes_are_never_the_label_and_cover_every_other_class():
         assert set(wrong[labels == label].tolist()) == set(range(4)) - {label}
 
 
-def test_counterfactual_term_trains_features_and_head_but_not_the_gate(tmp_path):
+def _backward_through_term(trainer_class, tmp_path, images: int, **weight):
+    """Build an extension's trainer on digits, back-propagate its term on the first ``images``
+    training images; returns the network (with its gradients) and the term's value."""
     import torch
-    from counterfactual import CounterfactualTrainer
 
     from csg_interp.training.config import TrainConfig
 
     config = TrainConfig(dataset="digits", model="smallcnn", device="cpu", seed=0, epochs=1,
-                         out=str(tmp_path / "cf")).resolved()  # fmt: skip
-    trainer = CounterfactualTrainer(config, cf_weight=1.0, progress=False)
+                         out=str(tmp_path / "run")).resolved()  # fmt: skip
+    trainer = trainer_class(config, progress=False, **weight)
     net = trainer.net
-    images, labels = trainer.bundle.train.tensors(torch.arange(16))
-    activations = net.features(images)
+    batch, labels = trainer.bundle.train.tensors(torch.arange(images))
     net.zero_grad(set_to_none=True)
-    trainer.extra_term(activations, labels).backward()
+    term = trainer.extra_term(net.features(batch), labels)
+    term.backward()
+    return net, float(term.detach())
+
+
+def test_counterfactual_term_trains_features_and_head_but_not_the_gate(tmp_path):
+    from counterfactual import CounterfactualTrainer
+
+    net, _ = _backward_through_term(CounterfactualTrainer, tmp_path, 16, cf_weight=1.0)
     assert net.gate.weight.grad is None
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.head.parameters())
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.features.parameters())
@@ -182,19 +190,9 @@ def test_owner_separation_loss_matches_a_hand_computation():
 
 
 def test_owner_separation_term_trains_features_but_not_the_gate(tmp_path):
-    import torch
     from owner_separation import OwnerSeparationTrainer
 
-    from csg_interp.training.config import TrainConfig
-
-    config = TrainConfig(dataset="digits", model="smallcnn", device="cpu", seed=0, epochs=1,
-                         out=str(tmp_path / "own")).resolved()  # fmt: skip
-    trainer = OwnerSeparationTrainer(config, own_weight=1.0, progress=False)
-    net = trainer.net
-    images, labels = trainer.bundle.train.tensors(torch.arange(64))
-    net.zero_grad(set_to_none=True)
-    term = trainer.extra_term(net.features(images), labels)
-    term.backward()
-    assert float(term.detach()) < 0
+    net, term = _backward_through_term(OwnerSeparationTrainer, tmp_path, 64, own_weight=1.0)
+    assert term < 0
     assert net.gate.weight.grad is None
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.features.parameters())

@@ -6,6 +6,7 @@ Usage::
     python experiments/make_table.py --out experiments/results/main/TABLE.md
     python experiments/make_table.py --protocol full    # experiments/full_accuracy.py's runs
     python experiments/make_table.py --protocol vit/full  # experiments/vit_fashion_mnist.py's
+    python experiments/make_table.py --protocol localization/full  # localization_full.py's
 
 Per run: accuracy, MIS, normalised MIS, ceiling, L1-density, gate/MI agreement, filters per class.
 Per variant (mean ± std over the seeds present): the same, then against its STD twin (``std_X``
@@ -59,6 +60,10 @@ def load_results(protocol: str) -> dict[str, list[dict]]:
 
 
 def build_tables(protocol: str) -> str:
+    """The Markdown tables of one protocol's committed results (``localization/<name>``:
+    :func:`localization_tables`)."""
+    if protocol.startswith("localization/"):
+        return localization_tables(protocol)
     by_variant = load_results(protocol)
     if "std" not in by_variant:
         raise SystemExit(f"no STD run in experiments/results/{protocol}/ yet")
@@ -217,6 +222,85 @@ def against_paper_method(by_variant: dict[str, list[dict]], paper: str = "csg") 
             f"{'**yes**' if wins else 'no'} |"
         )
     return lines
+
+
+#: The localization columns: ``model/method`` keys of experiments/localization_full.py's JSONs.
+LOCALIZATION_KEYS: tuple[str, ...] = (
+    "csg/csg", "csg/gated_gradcam++", "csg/cam", "csg/gradcam", "csg/gradcam++", "std/cam",
+    "std/gradcam", "std/gradcam++",
+)
+
+
+def _interval(comparison: dict) -> str:
+    low, high = comparison["interval_points"]
+    return f"{comparison['difference_points']:+.1f} ({low:+.1f} … {high:+.1f})"
+
+
+def localization_tables(protocol: str, results_root: Path | None = None) -> str:
+    """Tables of experiments/localization_full.py's results in ``results/<protocol>/``.
+
+    Per seed: scene accuracy of both models, the CSG gate's L1-density, GT-known Loc (%) of every
+    ``model/method`` (thresholds chosen on val), the best CSG-side method minus the best other with
+    its paired bootstrap 95 % interval, filter AP. Then, per ``model/method``, the means over the
+    seeds of GT-known / Top-1 Loc, MaxBoxAcc v2, mask IoU and the energy pointing game; and, when
+    ``pooled.json`` holds more than one seed, the pooled comparison.
+
+    Args:
+        protocol: ``localization/<name>``, the folder under ``results_root``.
+        results_root: where the protocols' folders are (default ``experiments/results``).
+
+    Returns:
+        The Markdown.
+    """
+    folder = (results_root or HERE / "results") / protocol
+    seeds = sorted(folder.glob("s*.json"), key=lambda p: int(p.stem[1:]))
+    results = [json.loads(path.read_text()) for path in seeds]
+    if not results:
+        raise SystemExit(f"no seed JSON in experiments/results/{protocol}/ yet")
+    keys = [k for k in LOCALIZATION_KEYS if all(k in r["hits"] for r in results)]
+
+    def method(result: dict, key: str) -> dict:
+        model, name = key.split("/", 1)
+        return result["models"][model]["methods"][name]
+
+    lines = [f"### GT-known Loc per seed ({protocol}, %)", "",
+             "| seed | scene acc CSG / STD | L1-density | " + " | ".join(f"`{k}`" for k in keys)
+             + " | best CSG-side − best other (95 % CI) | filter AP CSG / STD |",
+             "|---" * (len(keys) + 5) + "|"]  # fmt: skip
+    for r in results:
+        acc = " / ".join(f"{r['models'][m]['test_accuracy']:.4f}" for m in ("csg", "std"))
+        cells = " | ".join(f"{100 * method(r, k)['gt_known_loc']:.1f}" for k in keys)
+        c = r["comparison"]
+        lines.append(
+            f"| {r['seed']} | {acc} | {r['models']['csg']['gate_density']:.3f} | {cells} | "
+            f"`{c['csg_side']['method']}` − `{c['other']['method']}`: {_interval(c)} | "
+            f"{r['filter_ap']['csg']:.3f} / {r['filter_ap']['std']:.3f} |"
+        )
+    names = {"gt_known_loc": "GT-known Loc", "top1_loc": "Top-1 Loc",
+             "max_box_acc_v2": "MaxBoxAcc v2", "mask_iou": "mask IoU",
+             "energy_pointing": "energy PG"}  # fmt: skip
+    seed_list = ",".join(str(r["seed"]) for r in results)
+    lines += ["", f"### Means over seeds {seed_list} ({protocol})", "",
+              "| model/method | val thr. | " + " | ".join(names.values()) + " |",
+              "|---" * (len(names) + 2) + "|"]  # fmt: skip
+    for key in keys:
+        def mean(name: str, key: str = key) -> float:
+            return sum(method(r, key)[name] for r in results) / len(results)
+
+        percent = {"gt_known_loc", "top1_loc", "max_box_acc_v2"}
+        cells = " | ".join(
+            f"{100 * mean(n):.1f}" if n in percent else f"{mean(n):.3f}" for n in names
+        )
+        lines.append(f"| `{key}` | {mean('threshold'):.2f} | {cells} |")
+    pooled_path = folder / "pooled.json"
+    if pooled_path.exists():
+        pooled = json.loads(pooled_path.read_text())
+        if len(pooled["seeds"]) > 1:
+            c = pooled["comparison"]
+            lines += ["", f"Pooled over seeds {','.join(map(str, pooled['seeds']))} (per image, the "
+                      f"hits averaged over the seeds): `{c['csg_side']['method']}` − "
+                      f"`{c['other']['method']}` {_interval(c)} points GT-known Loc."]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -196,3 +197,52 @@ def test_owner_separation_term_trains_features_but_not_the_gate(tmp_path):
     assert term < 0
     assert net.gate.weight.grad is None
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.features.parameters())
+
+
+def _localization_seed(seed: int, gt_known: dict[str, float], accuracy: dict[str, float]) -> dict:
+    """A minimal seed JSON of experiments/localization_full.py: what the table reads."""
+    models: dict = {"csg": {"methods": {}}, "std": {"methods": {}}}
+    for key, value in gt_known.items():
+        model, method = key.split("/")
+        models[model]["methods"][method] = {
+            "threshold": 0.3, "gt_known_loc": value, "top1_loc": value / 2,
+            "max_box_acc_v2": value, "mask_iou": 0.25, "energy_pointing": 0.5,
+        }
+    for model in models:
+        models[model]["test_accuracy"] = accuracy[model]
+    models["csg"]["gate_density"] = 0.1
+    return {
+        "seed": seed, "models": models, "hits": dict.fromkeys(gt_known, ""),
+        "filter_ap": {"csg": 0.3, "std": 0.05},
+        "comparison": {"csg_side": {"method": "csg/csg"}, "other": {"method": "std/gradcam++"},
+                       "difference_points": 2.0, "interval_points": [-1.0, 5.0]},
+    }  # fmt: skip
+
+
+def test_localization_tables_by_hand(tmp_path):
+    """Per-seed cells in %, means over the seeds, the comparison's interval, seeds in order."""
+    from make_table import build_tables, localization_tables
+
+    folder = tmp_path / "localization" / "full"
+    folder.mkdir(parents=True)
+    accuracy = {"csg": 0.91, "std": 0.93}
+    for seed, value in ((0, 0.60), (1, 0.70)):  # written as s0, s1: read in seed order
+        gt = {"csg/csg": value, "std/gradcam++": value - 0.02}
+        (folder / f"s{seed}.json").write_text(json.dumps(_localization_seed(seed, gt, accuracy)))
+    text = localization_tables("localization/full", results_root=tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| 0 | 0.9100 / 0.9300 | 0.100 | 60.0 | 58.0 | ")
+    assert "`csg/csg` − `std/gradcam++`: +2.0 (-1.0 … +5.0)" in rows[1]
+    assert rows[2].startswith("| 1 | 0.9100 / 0.9300 | 0.100 | 70.0 | 68.0 | ")
+    # Means over both seeds: GT-known (60 + 70) / 2, Top-1 half of it, mask IoU as a fraction.
+    assert "| `csg/csg` | 0.30 | 65.0 | 32.5 | 65.0 | 0.250 | 0.500 |" in rows
+    assert "| `std/gradcam++` | 0.30 | 63.0 | 31.5 | 63.0 | 0.250 | 0.500 |" in rows
+    assert "Pooled" not in text  # no pooled.json yet
+    pooled = {"seeds": [0, 1], "comparison": _localization_seed(0, {}, accuracy)["comparison"]}
+    (folder / "pooled.json").write_text(json.dumps(pooled))
+    assert localization_tables("localization/full", results_root=tmp_path).rstrip().endswith(
+        "Pooled over seeds 0,1 (per image, the hits averaged over the seeds): `csg/csg` − "
+        "`std/gradcam++` +2.0 (-1.0 … +5.0) points GT-known Loc."
+    )
+    with pytest.raises(SystemExit, match="no seed JSON"):
+        build_tables("localization/none")

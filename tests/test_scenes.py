@@ -100,6 +100,18 @@ def test_load_scenes_from_digits_needs_no_files():
         assert ((boxes[:, 2:] - boxes[:, :2]) >= 10).all()  # 20-36 px digits leave >= 10 px boxes
 
 
+def test_load_scenes_test_split_does_not_depend_on_the_training_size():
+    """Each split has its own generation seed (the committed-model test builds 64 training
+    scenes instead of 50 000 and relies on this)."""
+    small = load_dataset("scenes", source="digits", train_subset=8, val_size=10, test_size=12)
+    large = load_dataset("scenes", source="digits", train_subset=40, val_size=10, test_size=12)
+    assert len(small.train) == 8 and len(large.train) == 40
+    for split in ("val", "test"):
+        a, b = getattr(small, split), getattr(large, split)
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+        assert torch.equal(a.extras["boxes"], b.extras["boxes"])
+
+
 def test_load_scenes_rejects_unknown_source():
     with pytest.raises(ValueError, match="unknown scenes source"):
         load_dataset("scenes", source="cifar")

@@ -116,6 +116,9 @@ def test_full_accuracy_extension_variant_records_its_term(tmp_path):
         ("models.md", "vit/full",
          "<!-- VIT TABLE START (python experiments/make_table.py --protocol vit/full) -->",
          "<!-- VIT TABLE END -->"),
+        ("localization.md", "localization/full",
+         "<!-- LOCALIZATION TABLE START (python experiments/make_table.py --protocol "
+         "localization/full) -->", "<!-- LOCALIZATION TABLE END -->"),
     ],
 )  # fmt: skip
 def test_docs_tables_are_the_committed_results(page_name, protocol, start, end):

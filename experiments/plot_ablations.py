@@ -40,14 +40,16 @@ def plot(rows: list[dict], path: Path = FIGURE):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5.2), layout="constrained")
-    colors = plt.get_cmap("tab10")
+    # tab20 and a cycle of markers: up to 20 variants get a colour each, and neighbours in the
+    # legend differ by marker as well.
+    colors, markers = plt.get_cmap("tab20"), "os^Dv"
     for index, row in enumerate(rows):
-        color = colors(index % 10)
+        color, marker = colors(index % 20), markers[index % len(markers)]
         ax.annotate("", xy=(row["acc"], row["mis"]), xytext=(row["twin_acc"], row["twin_mis"]),
                     arrowprops={"arrowstyle": "->", "color": color, "lw": 1.5})  # fmt: skip
         ax.plot([row["twin_acc"]], [row["twin_mis"]], "o", mfc="none", color=color)
         seeds = ("seeds " if len(row["seeds"]) > 1 else "seed ") + ",".join(map(str, row["seeds"]))
-        ax.plot([row["acc"]], [row["mis"]], "o", color=color,
+        ax.plot([row["acc"]], [row["mis"]], marker, color=color,
                 label=f"{row['variant']} ×{row['mis_ratio']:.2f} ({seeds})")  # fmt: skip
     ax.set(xlabel="test accuracy (10k test split)", ylabel="MIS (10k test split)",
            title="Each variant (filled) against its STD twin (hollow), same seeds")  # fmt: skip

@@ -177,6 +177,16 @@ def test_ablation_plot_draws_one_arrow_per_variant_from_twin_to_variant(tmp_path
     assert labels == ["csg ×1.11 (seeds 0,1)", "joint ×1.18 (seed 0)"]
 
 
+def test_ablation_plot_gives_up_to_twenty_variants_a_colour_each(tmp_path):
+    from matplotlib.colors import to_hex
+    from plot_ablations import plot
+
+    rows = [{"variant": f"v{i}", "seeds": [0], "acc": 0.9, "mis": 0.2 + i / 1000,
+             "twin_acc": 0.92, "twin_mis": 0.18, "mis_ratio": 1.1} for i in range(17)]  # fmt: skip
+    handles = plot(rows, tmp_path / "many.png").axes[0].get_legend_handles_labels()[0]
+    assert len({to_hex(h.get_color()) for h in handles}) == 17
+
+
 def test_owner_separation_loss_matches_a_hand_computation():
     """Owner 0: in (3, 1), out (0, 2): means 2 and 1, variances 2 and 2, snr 1/4; filter 2 fires
     less on its owner (relu → 0); filter 1's owner 2 has no image, so it is left out."""

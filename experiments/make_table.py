@@ -224,11 +224,12 @@ def against_paper_method(by_variant: dict[str, list[dict]], paper: str = "csg") 
     return lines
 
 
-#: The localization columns: ``model/method`` keys of experiments/localization_full.py's JSONs.
-LOCALIZATION_KEYS: tuple[str, ...] = (
-    "csg/csg", "csg/gated_gradcam++", "csg/cam", "csg/gradcam", "csg/gradcam++", "std/cam",
-    "std/gradcam", "std/gradcam++",
-)
+#: The localization metrics averaged over seeds, and which of them are rates shown in %.
+LOCALIZATION_METRICS: dict[str, str] = {
+    "gt_known_loc": "GT-known Loc", "top1_loc": "Top-1 Loc", "max_box_acc_v2": "MaxBoxAcc v2",
+    "mask_iou": "mask IoU", "energy_pointing": "energy PG",
+}  # fmt: skip
+LOCALIZATION_PERCENT: frozenset[str] = frozenset({"gt_known_loc", "top1_loc", "max_box_acc_v2"})
 
 
 def _interval(comparison: dict) -> str:
@@ -257,7 +258,8 @@ def localization_tables(protocol: str, results_root: Path | None = None) -> str:
     results = [json.loads(path.read_text()) for path in seeds]
     if not results:
         raise SystemExit(f"no seed JSON in experiments/results/{protocol}/ yet")
-    keys = [k for k in LOCALIZATION_KEYS if all(k in r["hits"] for r in results)]
+    # The ``model/method`` columns every seed scored, in the order the script wrote them.
+    keys = [k for k in results[0]["hits"] if all(k in r["hits"] for r in results)]
 
     def method(result: dict, key: str) -> dict:
         model, name = key.split("/", 1)
@@ -276,22 +278,19 @@ def localization_tables(protocol: str, results_root: Path | None = None) -> str:
             f"`{c['csg_side']['method']}` − `{c['other']['method']}`: {_interval(c)} | "
             f"{r['filter_ap']['csg']:.3f} / {r['filter_ap']['std']:.3f} |"
         )
-    names = {"gt_known_loc": "GT-known Loc", "top1_loc": "Top-1 Loc",
-             "max_box_acc_v2": "MaxBoxAcc v2", "mask_iou": "mask IoU",
-             "energy_pointing": "energy PG"}  # fmt: skip
+    names = LOCALIZATION_METRICS
     seed_list = ",".join(str(r["seed"]) for r in results)
     lines += ["", f"### Means over seeds {seed_list} ({protocol})", "",
               "| model/method | val thr. | " + " | ".join(names.values()) + " |",
               "|---" * (len(names) + 2) + "|"]  # fmt: skip
     for key in keys:
-        def mean(name: str, key: str = key) -> float:
-            return sum(method(r, key)[name] for r in results) / len(results)
-
-        percent = {"gt_known_loc", "top1_loc", "max_box_acc_v2"}
+        means = {n: sum(method(r, key)[n] for r in results) / len(results)
+                 for n in ("threshold", *names)}  # fmt: skip
         cells = " | ".join(
-            f"{100 * mean(n):.1f}" if n in percent else f"{mean(n):.3f}" for n in names
+            f"{100 * means[n]:.1f}" if n in LOCALIZATION_PERCENT else f"{means[n]:.3f}"
+            for n in names
         )
-        lines.append(f"| `{key}` | {mean('threshold'):.2f} | {cells} |")
+        lines.append(f"| `{key}` | {means['threshold']:.2f} | {cells} |")
     pooled_path = folder / "pooled.json"
     if pooled_path.exists():
         pooled = json.loads(pooled_path.read_text())

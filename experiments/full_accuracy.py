@@ -82,6 +82,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # ... with weight 0.03: on seed 0, w 1 and 0.1 cost 0.9 and 0.46 validation points against
     # the paper's method, so the next probe is a third of the smaller (chosen on validation).
     "csg_own003": {},
+    # The owner-separation loss on top of the joint objective (the paper's own loss, which keeps
+    # the STD twin's accuracy; every epoch is a joint step, so the term acts in all of them),
+    # weights 0.03 and 0.1 on seed 0. Rule fixed before the runs: go on to seeds 1 and 2 with the
+    # weight of higher validation MIS among those whose seed-0 validation accuracy is not below
+    # the paper's method's (``csg``, seed 0); none qualifying ends the probe.
+    "joint_own003": {"schedule": "joint"},
+    "joint_own01": {"schedule": "joint"},
 }
 
 #: Variants trained by an extension's trainer: variant -> (module in experiments/, its kwargs).
@@ -91,6 +98,8 @@ EXTENSIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "csg_own": ("owner_separation", {"own_weight": 1.0}),
     "csg_own01": ("owner_separation", {"own_weight": 0.1}),
     "csg_own003": ("owner_separation", {"own_weight": 0.03}),
+    "joint_own003": ("owner_separation", {"own_weight": 0.03}),
+    "joint_own01": ("owner_separation", {"own_weight": 0.1}),
 }
 
 

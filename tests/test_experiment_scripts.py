@@ -105,6 +105,27 @@ def test_full_accuracy_extension_variant_records_its_term(tmp_path):
     assert all(t > 0 for t in terms if t is not None)
 
 
+def test_every_extension_variant_is_a_variant_of_the_campaign():
+    import full_accuracy
+
+    assert set(full_accuracy.EXTENSIONS) <= set(full_accuracy.VARIANTS)
+    for name in ("joint_own003", "joint_own01"):
+        assert full_accuracy.VARIANTS[name] == {"schedule": "joint"}
+        assert full_accuracy.EXTENSIONS[name][0] == "owner_separation"
+
+
+def test_owner_separation_on_the_joint_objective_acts_in_every_epoch(tmp_path):
+    """The joint schedule has no STD epochs, so the term is recorded (negative) in all of them."""
+    _fashion_mnist_or_skip()
+    import full_accuracy
+
+    result = full_accuracy.run_one("joint_own003", 0, smoke=True, probes=False, runs_root=tmp_path)
+    assert result["config"]["schedule"] == "joint"
+    assert result["extension"] == {"module": "owner_separation", "own_weight": 0.03}
+    terms = [row["owner_separation"] for row in result["history"]]
+    assert len(terms) == 3 and all(t is not None and t < 0 for t in terms)
+
+
 @pytest.mark.parametrize(
     "page_name, protocol, start, end",
     [

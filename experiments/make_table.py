@@ -183,32 +183,54 @@ def _mean(runs: list[dict], key: str) -> float:
     return sum(m[key] for m in runs) / len(runs)
 
 
+def model_of(results: list[dict]) -> str:
+    """The architecture a variant's runs trained (``config.model``; ``resnet8`` when absent)."""
+    return results[0].get("config", {}).get("model", "resnet8") if results else "resnet8"
+
+
+def plain_variant(prefix: str, model: str, by_variant: dict[str, list[dict]]) -> str | None:
+    """The shortest-named variant starting with ``prefix`` that trained ``model``: the plain
+    STD twin (``std``, ``std_r20``) or the paper's method (``csg``, ``csg_r20``) of an
+    architecture; ``None`` when there is none."""
+    names = [v for v in by_variant if v.startswith(prefix) and model_of(by_variant[v]) == model]
+    return min(names, key=lambda v: (len(v), v)) if names else None
+
+
 def std_twin(variant: str, by_variant: dict[str, list[dict]]) -> str:
     """The STD twin a gated variant is compared with: ``std<suffix>`` for ``csg<suffix>`` when
     that twin was trained (e.g. ``csg_ls`` → ``std_ls``, the same recipe without the gate),
-    else ``std``."""
+    else the plain STD run of the variant's architecture (``std``, or ``std_r20`` for a
+    ResNet-20 variant), else ``std``."""
     if variant.startswith("csg"):
         twin = "std" + variant[len("csg"):]
         if twin in by_variant:
             return twin
-    return "std"
+    return plain_variant("std", model_of(by_variant.get(variant, [])), by_variant) or "std"
 
 
 def against_paper_method(by_variant: dict[str, list[dict]], paper: str = "csg") -> list[str]:
-    """Rows comparing each gated variant with the paper's method at the seeds both have.
+    """Rows comparing each gated variant with the paper's method at the seeds both have: with
+    ``paper`` for the default architecture and, for a variant of another one, with that
+    architecture's plain CSG run (``csg_r20`` for a ResNet-20 variant, :func:`plain_variant`).
 
     *Wins* follows the science protocol of docs/metrics.md: higher MIS beyond the seed spread
     (every seed of the variant above every seed of the paper's method) at no lower mean accuracy,
     or accuracy beyond the seed spread at no lower mean MIS.
     """
-    rivals = [v for v in by_variant if v not in ("std", paper) and not v.startswith("std")]
-    if paper not in by_variant or not rivals:
+    if paper not in by_variant:
+        return []
+    default_model = model_of(by_variant[paper])
+    papers = {v: paper if model_of(by_variant[v]) == default_model
+              else plain_variant("csg", model_of(by_variant[v]), by_variant)
+              for v in by_variant if not v.startswith("std")}  # fmt: skip
+    rivals = [v for v, theirs in papers.items() if theirs not in (None, v)]
+    if not rivals:
         return []
     lines = ["", f"### Against the paper's method ({paper}), at the same seeds", "",
-             "| variant | seeds | MIS ratio vs paper | Δacc vs paper (pt) | all MIS > paper's | "
-             "all acc > paper's | wins |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| variant | paper's method | seeds | MIS ratio vs paper | Δacc vs paper (pt) | "
+             "all MIS > paper's | all acc > paper's | wins |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for variant in rivals:
-        seeds, ours, theirs = at_common_seeds(by_variant[variant], by_variant[paper])
+        seeds, ours, theirs = at_common_seeds(by_variant[variant], by_variant[papers[variant]])
         if not seeds:
             continue
         ratio = _mean(ours, "mis") / _mean(theirs, "mis")
@@ -217,7 +239,8 @@ def against_paper_method(by_variant: dict[str, list[dict]], paper: str = "csg") 
         acc_above = min(m["accuracy"] for m in ours) > max(m["accuracy"] for m in theirs)
         wins = (mis_above and delta >= 0) or (acc_above and ratio >= 1)
         lines.append(
-            f"| {variant} | {','.join(map(str, seeds))} | {ratio:.3f} | {delta:+.2f} | "
+            f"| {variant} | {papers[variant]} | {','.join(map(str, seeds))} | {ratio:.3f} | "
+            f"{delta:+.2f} | "
             f"{'yes' if mis_above else 'no'} | {'yes' if acc_above else 'no'} | "
             f"{'**yes**' if wins else 'no'} |"
         )

@@ -179,6 +179,30 @@ def test_against_twin_compares_at_the_common_seeds_only():
     assert rows["csg_r20"]["twin"] == "std"  # falls back to the plain STD twin
 
 
+def test_a_resnet20_variant_meets_the_resnet20_twin_and_paper_method():
+    """A variant of another architecture is compared with that architecture's plain STD run and
+    plain CSG run, never with the ResNet-8 ones (and the plain CSG run of it is no rival)."""
+    from make_table import against_paper_method, against_twin
+
+    def run(variant, seed, accuracy, mis, model="resnet8"):
+        return dict(_run(variant, seed, accuracy, mis), config={"model": model})
+
+    by_variant = {
+        "std": [run("std", 0, 0.92, 0.18)],
+        "csg": [run("csg", 0, 0.91, 0.21)],
+        "csg_r20": [run("csg_r20", 0, 0.93, 0.23, "resnet20")],
+        "joint_own01": [run("joint_own01", 0, 0.925, 0.27)],
+        "joint_own01_r20": [run("joint_own01_r20", 0, 0.94, 0.30, "resnet20")],
+        "std_r20": [run("std_r20", 0, 0.94, 0.20, "resnet20")],
+    }  # fmt: skip
+    twins = {row["variant"]: row["twin"] for row in against_twin(by_variant)}
+    assert twins == {"csg": "std", "csg_r20": "std_r20", "joint_own01": "std",
+                     "joint_own01_r20": "std_r20"}  # fmt: skip
+    rows = [line.split(" | ") for line in against_paper_method(by_variant) if line.startswith("| joint")]
+    assert [(r[0], r[1]) for r in rows] == [("| joint_own01", "csg"), ("| joint_own01_r20", "csg_r20")]
+    assert rows[1][3] == f"{0.30 / 0.23:.3f}" and rows[1][4] == "+1.00"
+
+
 def test_ablation_plot_draws_one_arrow_per_variant_from_twin_to_variant(tmp_path):
     from plot_ablations import plot
 
@@ -206,22 +230,6 @@ def test_ablation_plot_gives_up_to_twenty_variants_a_colour_each(tmp_path):
              "twin_acc": 0.92, "twin_mis": 0.18, "mis_ratio": 1.1} for i in range(17)]  # fmt: skip
     handles = plot(rows, tmp_path / "many.png").axes[0].get_legend_handles_labels()[0]
     assert len({to_hex(h.get_color()) for h in handles}) == 17
-
-
-def test_owner_separation_loss_matches_a_hand_computation():
-    """Owner 0: in (3, 1), out (0, 2): means 2 and 1, variances 2 and 2, snr 1/4; filter 2 fires
-    less on its owner (relu → 0); filter 1's owner 2 has no image, so it is left out."""
-    import math
-
-    import torch
-    from owner_separation import owner_separation_loss
-
-    pooled = torch.tensor([[3.0, 5.0, 0.0], [1.0, 5.0, 0.0], [0.0, 1.0, 4.0], [2.0, 2.0, 2.0]])
-    labels = torch.tensor([0, 0, 1, 1])
-    owners = torch.tensor([0, 2, 0])
-    expected = -(0.5 * math.log(1.25) + 0.0) / 2
-    assert float(owner_separation_loss(pooled, labels, owners, eps=0.0)) == pytest.approx(expected)
-    assert float(owner_separation_loss(pooled, labels, torch.tensor([2, 2, 2]))) == 0.0
 
 
 def test_owner_separation_term_trains_features_but_not_the_gate(tmp_path):

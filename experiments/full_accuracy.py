@@ -89,6 +89,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the paper's method's (``csg``, seed 0); none qualifying ends the probe.
     "joint_own003": {"schedule": "joint"},
     "joint_own01": {"schedule": "joint"},
+    # The chosen setting (joint_own01) on the paper's architecture, trained with the library's
+    # own option (TrainConfig.owner_separation; step for step the trainer above, a test checks).
+    "joint_own01_r20": {"schedule": "joint", "model": "resnet20", "owner_separation": 0.1},
 }
 
 #: Variants trained by an extension's trainer: variant -> (module in experiments/, its kwargs).

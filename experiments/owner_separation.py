@@ -25,71 +25,25 @@ not an estimate of that MI. The ``relu`` keeps the direction of the gate's seman
 the gate opens for c should fire *more* on c); a filter that fires less on its owner gets no
 gradient from the term.
 
-Used by experiments/full_accuracy.py (variants ``csg_own``, ``csg_own01``, ``csg_own003``) through
-:class:`OwnerSeparationTrainer`.
+Used by experiments/full_accuracy.py (variants ``csg_own``, ``csg_own01``, ``csg_own003`` on the
+alternating schedule, ``joint_own003``, ``joint_own01`` on the joint one) through
+:class:`OwnerSeparationTrainer`. The term itself lives in the library since it won on the joint
+objective (:func:`csg_interp.training.losses.owner_separation_loss`, ``TrainConfig.owner_separation``);
+this trainer, which adds it through a hook, is what the campaign's runs were trained with, and a
+test checks that it and the library's trainer take the same steps.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
+from csg_interp.training.gate import gate_assignment
+from csg_interp.training.losses import owner_separation_loss
 from extra_term import ExtraTermTrainer  # experiments/extra_term.py
 
-__all__ = ["owner_classes", "owner_separation_loss", "OwnerSeparationTrainer"]
-
-
-def owner_classes(gate: Tensor) -> Tensor:
-    """The owner of each filter: the class whose gate row is largest there.
-
-    Args:
-        gate: (C, K) gate matrix.
-
-    Returns:
-        (K,) class indices (ties go to the lowest class, as ``argmax``).
-
-    Example:
-        >>> owner_classes(torch.tensor([[1.0, 0.0, 0.2], [0.0, 1.0, 0.5]])).tolist()
-        [0, 1, 1]
-    """
-    return gate.argmax(dim=0)
-
-
-def owner_separation_loss(pooled: Tensor, labels: Tensor, owners: Tensor,
-                          eps: float = 1e-4) -> Tensor:  # fmt: skip
-    """``− mean_k ½·log(1 + relu(μ_in − μ_out)² / (σ²_in + σ²_out + eps))`` over a batch.
-
-    Args:
-        pooled: (N, K) pooled activations.
-        labels: (N,) classes.
-        owners: (K,) the owner class of each filter.
-        eps: added to the summed variances (activations of a BatchNorm network are O(1)).
-
-    Returns:
-        A scalar ≤ 0; 0 when no filter's owner has two images in and two out of the batch.
-        Unbiased (n − 1) variances.
-
-    Example:
-        >>> pooled = torch.tensor([[3.0], [1.0], [0.0], [2.0]])
-        >>> labels = torch.tensor([0, 0, 1, 1])
-        >>> round(float(owner_separation_loss(pooled, labels, torch.tensor([0]), eps=0.0)), 4)
-        -0.1116
-    """
-    inside = labels[:, None] == owners[None, :].to(labels.device)  # (N, K)
-    weights_in = inside.to(pooled.dtype)
-    weights_out = 1.0 - weights_in
-    n_in, n_out = weights_in.sum(0), weights_out.sum(0)
-    valid = (n_in >= 2) & (n_out >= 2)
-    if not bool(valid.any()):
-        return pooled.sum() * 0.0
-    mean_in = (pooled * weights_in).sum(0) / n_in.clamp(min=1)
-    mean_out = (pooled * weights_out).sum(0) / n_out.clamp(min=1)
-    var_in = ((pooled - mean_in) ** 2 * weights_in).sum(0) / (n_in - 1).clamp(min=1)
-    var_out = ((pooled - mean_out) ** 2 * weights_out).sum(0) / (n_out - 1).clamp(min=1)
-    snr = torch.relu(mean_in - mean_out) ** 2 / (var_in + var_out + eps)
-    return -(0.5 * torch.log1p(snr))[valid].mean()
+__all__ = ["OwnerSeparationTrainer"]
 
 
 class OwnerSeparationTrainer(ExtraTermTrainer):
@@ -107,7 +61,7 @@ class OwnerSeparationTrainer(ExtraTermTrainer):
         super().__init__(config, weight=own_weight, **kwargs)
 
     def extra_term(self, activations: Tensor, labels: Tensor) -> Tensor:
-        owners = owner_classes(self.net.gate.weight.detach())
+        owners = gate_assignment(self.net.gate.weight.detach())
         # GAP, as the features MIS is measured on (csg_interp.metrics.features).
         pooled = activations.float().mean(dim=(2, 3))
         return owner_separation_loss(pooled, labels, owners)

@@ -86,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--lam", type=float, default=P("lam"), help="λ, weight of the sparsity hinge")
     opt.add_argument("--csg-weight", type=float, default=1.0,
                      help="λ1, weight of the CSG cross-entropy (joint schedule)")
+    opt.add_argument("--owner-separation", type=float, default=0.0, metavar="W",
+                     help="weight of the owner-separation term on every CSG-path step (an "
+                     "extension, not in the paper; 0 = off; docs/training.md)")
     opt.add_argument("--tau", type=float, default=P("tau"), help="τ, the hinge's L1-density bound")
     opt.add_argument("--warmup", type=int, default=P("warmup"), help="STD-only epochs at the start")
     opt.add_argument("--period", type=int, default=P("period"), help="alternation period (epochs)")

@@ -18,7 +18,13 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import PRESETS, SCHEDULES, TrainConfig
-from .losses import LossTerms, csg_objective, joint_objective, std_objective
+from .losses import (
+    LossTerms,
+    csg_objective,
+    joint_objective,
+    owner_separation_loss,
+    std_objective,
+)
 from .pretrained import WeightsReport, attach_gate, fit_gate_only, freeze_batchnorm, load_pretrained
 from .runs import Run, build_net, export_network, load_network, load_run, scope_parameters
 from .schedule import EpochSchedule
@@ -47,6 +53,7 @@ __all__ = [
     "export_network",
     "fit",
     "joint_objective",
+    "owner_separation_loss",
     "load_bundle",
     "load_checkpoint",
     "load_network",

@@ -25,9 +25,11 @@ namespace at every step, so a subclass may swap ``csg_objective`` / ``joint_obje
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,14 @@ from .checkpoint import (
 from .config import TrainConfig
 from .interrupt import InterruptGuard
 from .data import load_bundle
-from .losses import LossTerms, csg_objective, joint_objective, std_objective
+from .gate import gate_assignment
+from .losses import (
+    LossTerms,
+    csg_objective,
+    joint_objective,
+    owner_separation_loss,
+    std_objective,
+)
 from .optim import build_optimizers, optimizers_of, set_learning_rates
 from .run_files import (
     append_metrics,
@@ -86,6 +95,23 @@ class TrainingDivergedError(RuntimeError):
 def seed_for(seed: int, *keys: int) -> int:
     """A well-mixed 63-bit seed derived from ``seed`` and ``keys`` (e.g. epoch, rank)."""
     return int(np.random.SeedSequence([seed, *keys]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+@contextlib.contextmanager
+def _captured_output(module: nn.Module, enabled: bool = True) -> Iterator[dict[str, Tensor]]:
+    """Within the block, ``captured["output"]`` is ``module``'s latest output (a forward hook,
+    removed on exit, also after an error); nothing is hooked when ``enabled`` is false."""
+    captured: dict[str, Tensor] = {}
+    if not enabled:
+        yield captured
+        return
+    handle = module.register_forward_hook(
+        lambda _module, _inputs, output: captured.__setitem__("output", output)
+    )
+    try:
+        yield captured
+    finally:
+        handle.remove()
 
 
 @torch.no_grad()
@@ -263,7 +289,8 @@ class Trainer:
                 std_logits = self.model(images)
                 terms: LossTerms = std_objective(std_logits, labels, c.label_smoothing)
             else:
-                std_logits, csg_logits = self.model(images, labels)
+                with _captured_output(self.net.features, c.owner_separation > 0) as captured:
+                    std_logits, csg_logits = self.model(images, labels)
                 gate = self.net.gate.weight
                 if kind == "csg":
                     terms = csg_objective(
@@ -278,6 +305,12 @@ class Trainer:
                         std_logits, csg_logits, labels, gate, c.lam, c.tau, c.csg_weight,
                         c.label_smoothing,
                     )
+                if c.owner_separation > 0:
+                    # The ungated map, pooled as the MI score's features are (GAP, float32).
+                    pooled = captured["output"].float().mean(dim=(2, 3))
+                    term = owner_separation_loss(pooled, labels, gate_assignment(gate.detach()))
+                    terms.owner_separation = c.owner_separation * term
+                    terms.total = terms.total + terms.owner_separation
         loss = float(terms.total.detach())
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"the {kind} loss is {loss}")
@@ -296,6 +329,10 @@ class Trainer:
                 ),
                 "resets": float(resets),
             }  # fmt: skip
+            if c.owner_separation > 0:
+                result["owner_separation"] = (
+                    float(terms.owner_separation) if terms.owner_separation is not None else 0.0
+                )
         return result
 
     def _batches(self, epoch: int) -> list[Tensor]:
@@ -318,6 +355,8 @@ class Trainer:
         train = self.bundle.train
         batches = self._batches(epoch)
         keys = ("loss", "ce_std", "ce_csg", "hinge", "correct_std", "correct_csg", "resets")
+        if self.config.owner_separation > 0:
+            keys += ("owner_separation",)
         sums = dict.fromkeys(keys, 0.0)
         seen = 0
         start = time.perf_counter()
@@ -365,7 +404,7 @@ class Trainer:
         values = dict(zip(keys, totals[:-1].tolist()))
         count = max(float(totals[-1]), 1.0)
         has_csg = kind != "std"
-        return {
+        row = {
             "epoch": epoch,
             "kind": kind,
             "steps": len(batches),
@@ -381,6 +420,9 @@ class Trainer:
             "lr_gate": rates["gate"],
             "train_time_s": round(time.perf_counter() - start, 3),
         }
+        if "owner_separation" in values:  # only in runs that use the term
+            row["owner_separation"] = values["owner_separation"] / count if has_csg else None
+        return row
 
     def _last_good_message(self) -> str:
         if self.epochs_done:

@@ -288,3 +288,54 @@ def test_localization_tables_by_hand(tmp_path):
     )
     with pytest.raises(SystemExit, match="no seed JSON"):
         build_tables("localization/none")
+
+
+def _detect_metrics(gated: dict[tuple[float, str], float], std: dict[tuple[float, str], float]):
+    """A minimal ``metrics.json`` of ``detect_run``: what experiments/detect_full.py reads."""
+    rows = [{"model": "gated", "eps": eps, "score": score, "auc": auc, "tpr_at_fpr": 0.5}
+            for (eps, score), auc in gated.items()]  # fmt: skip
+    rows += [{"model": "twin", "eps": eps, "score": score, "auc": auc, "tpr_at_fpr": 0.5}
+             for (eps, score), auc in std.items()]  # fmt: skip
+    return {"models": {"gated": {"has_gate": True}, "twin": {"has_gate": False}}, "rows": rows}
+
+
+def _write_detection(root, run, seed, attack, fit, gated, std):
+    import detect_full
+
+    folder = detect_full.folder_of(run, seed, attack, fit, root)
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(_detect_metrics(gated, std)))
+
+
+def test_detection_summary_means_over_seeds_by_hand(tmp_path):
+    import detect_full
+
+    # The paper's method at seeds 0 and 1, the extension at seed 0; the STD twin of seed 0 is
+    # scored in both seed-0 folders with the same AUC.
+    for run, seed, gate_auc, logistic_auc in [("csg", 0, 0.6, 0.9), ("csg", 1, 0.8, 0.95),
+                                              ("joint_own01", 0, 0.7, 0.97)]:  # fmt: skip
+        std = {(0.03, "mi-gate"): 0.5 + 0.1 * seed, (0.03, "mi-gate-logistic"): 0.99}
+        gated = {(0.03, "gate"): gate_auc, (0.03, "gate-logistic"): logistic_auc}
+        _write_detection(tmp_path, run, seed, "pgd", "pgd", gated, std)
+        _write_detection(tmp_path, run, seed, "pgd", "fgsm", gated | {(0.03, "gate-logistic"): 0.5},
+                         std)  # fmt: skip
+    lines = {tuple(c.strip() for c in line.split("|")[1:4]): line.split("|")[4:-1]
+             for line in detect_full.summary(tmp_path).splitlines()[2:]}  # fmt: skip
+    gate = lines[("CSG (paper's method)", "0,1", "gate")]
+    assert gate[0].strip() == "0.700 ± 0.141"  # mean and sample std of 0.6 and 0.8
+    assert gate[4].strip() == "="  # an unsupervised score does not depend on the fitting attack
+    logistic = lines[("CSG (paper's method)", "0,1", "gate-logistic")]
+    assert logistic[0].strip() == "0.925 ± 0.035" and logistic[4].strip() == "0.500 ± 0.000"
+    assert lines[("CSG + owner separation (joint)", "0", "gate")][0].strip() == "0.700"
+    assert lines[("STD twin", "0,1", "mi-gate")][0].strip() == "0.550 ± 0.071"
+    assert ("CSG + owner separation (joint)", "0", "max-softmax") not in lines  # no value, no row
+
+
+def test_detection_summary_refuses_an_std_twin_scored_twice_differently(tmp_path):
+    import detect_full
+
+    gated = {(0.03, "gate"): 0.6}
+    _write_detection(tmp_path, "csg", 0, "pgd", "pgd", gated, {(0.03, "mi-gate"): 0.7})
+    _write_detection(tmp_path, "joint_own01", 0, "pgd", "pgd", gated, {(0.03, "mi-gate"): 0.71})
+    with pytest.raises(ValueError, match="not reproducible"):
+        detect_full.summary(tmp_path)

@@ -63,6 +63,11 @@ def test_labelled_variants_run_only_when_named(experiment):
     joint, csg = experiment.EXTRA_VARIANTS["joint"], experiment.VARIANTS["csg"]
     assert {k: v for k, v in joint.items() if k != "schedule"} == csg
     assert joint["schedule"] == "joint"
+    # the extension differs from the joint variant in the owner-separation weight only
+    assert experiment.selected_variants({"joint_own01_s0"}) == ["std", "csg", "joint_own01"]
+    own = experiment.EXTRA_VARIANTS["joint_own01"]
+    assert {k: v for k, v in own.items() if k != "owner_separation"} == joint
+    assert own["owner_separation"] == 0.1
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again(experiment, tmp_path):

@@ -339,3 +339,13 @@ def test_detection_summary_refuses_an_std_twin_scored_twice_differently(tmp_path
     _write_detection(tmp_path, "joint_own01", 0, "pgd", "pgd", gated, {(0.03, "mi-gate"): 0.71})
     with pytest.raises(ValueError, match="not reproducible"):
         detect_full.summary(tmp_path)
+
+
+def test_detection_docs_table_is_the_committed_results():
+    """docs/detection.md shows exactly what ``detect_full.py --summary`` builds from the JSONs."""
+    import detect_full
+
+    page = (ROOT / "docs" / "detection.md").read_text()
+    start = "<!-- DETECTION SUMMARY START (python experiments/detect_full.py --summary) -->"
+    shown = page.split(start, 1)[1].split("<!-- DETECTION SUMMARY END -->", 1)[0].strip()
+    assert shown == detect_full.summary().strip()

@@ -11,7 +11,7 @@ only scored. Results: ``experiments/results/detect_full/<run>_s<seed>/<test>_fit
 
 Usage::
 
-    python experiments/detect_full.py --run csg --seeds 0,1,2     # 7 min a seed on 2 cores
+    python experiments/detect_full.py --run csg --seeds 0,1,2     # 5-7 min a seed on 2 cores
     python experiments/detect_full.py --run joint_own01 --seeds 0,1,2
     python experiments/detect_full.py --table             # seed 0's table of docs/detection.md
     python experiments/detect_full.py --summary           # the means over seeds of docs/detection.md
@@ -36,8 +36,8 @@ PAIRS = [("pgd", "pgd"), ("pgd", "fgsm"), ("fgsm", "fgsm"), ("fgsm", "pgd")]
 EPS = (0.03, 0.1)
 #: The gated runs with committed models, and how the tables name them.
 RUNS = {"csg": "CSG (paper's method)", "joint_own01": "CSG + owner separation (joint)"}
-#: Scores shown, by model: the gated model's own gate and the STD twin's MI-derived gate.
-SCORES = {"csg": ["gate", "max-softmax", "mahalanobis", "gate-logistic"],
+#: Scores shown, by kind of model: the gated model's own gate and the STD twin's MI-derived gate.
+SCORES = {"gated": ["gate", "max-softmax", "mahalanobis", "gate-logistic"],
           "std": ["mi-gate", "max-softmax", "mahalanobis", "mi-gate-logistic"]}  # fmt: skip
 
 
@@ -80,7 +80,7 @@ def table(run: str = "csg", seed: int = 0, root: Path = OUT) -> str:
     """One row per test attack, ε and fitting attack of one seed; ROC AUC of each score (TPR at
     5 % FPR in brackets), the gated model's scores then the STD twin's."""
     header = ["test attack", "ε", "logistic fitted on"]
-    header += [f"CSG {s}" for s in SCORES["csg"]] + [f"STD {s}" for s in SCORES["std"]]
+    header += [f"CSG {s}" for s in SCORES["gated"]] + [f"STD {s}" for s in SCORES["std"]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for attack, fit in PAIRS:
         path = folder_of(run, seed, attack, fit, root) / "metrics.json"
@@ -89,8 +89,8 @@ def table(run: str = "csg", seed: int = 0, root: Path = OUT) -> str:
         rows = _rows_by_kind(json.loads(path.read_text()))
         for eps in EPS:
             cells = [attack.upper(), f"{eps:g}", fit.upper()]
-            for kind, scores in (("gated", SCORES["csg"]), ("std", SCORES["std"])):
-                for score in scores:
+            for kind in ("gated", "std"):
+                for score in SCORES[kind]:
                     row = rows[kind].get((eps, score))
                     cells.append("–" if row is None or row["auc"] is None else
                                  f"{row['auc']:.3f} ({row['tpr_at_fpr']:.2f})")  # fmt: skip
@@ -114,7 +114,7 @@ def collect(root: Path = OUT) -> dict[tuple[str, str, str, float, str], dict[int
         for folder in sorted(root.glob(f"{run}_s*")):
             seed = int(folder.name.rsplit("_s", 1)[1])
             for attack, fit in PAIRS:
-                path = folder / f"{attack}_fit-{fit}" / "metrics.json"
+                path = folder_of(run, seed, attack, fit, root) / "metrics.json"
                 if not path.is_file():
                     continue
                 rows = _rows_by_kind(json.loads(path.read_text()))
@@ -159,8 +159,7 @@ def summary(root: Path = OUT) -> str:
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model, label in [*RUNS.items(), ("std", "STD twin")]:
-        scores = SCORES["std"] if model == "std" else SCORES["csg"]
-        for score in scores:
+        for score in SCORES["std" if model == "std" else "gated"]:
             cells, seeds = [], set()
             for attack, fit, eps in SUMMARY_COLUMNS:
                 by_seed = values.get((model, attack, fit, eps, score))

@@ -159,3 +159,35 @@ def test_smoke_protocol_scores_every_method_and_resumes(experiment, tmp_path, ca
     assert again["models"]["csg"]["resumed"] and again["models"]["std"]["resumed"]
     assert len(again["models"]["csg"]["history"]) == spec["epochs"]
     assert again["hits"] == first[seeds[-1]]["hits"]  # the same trained models, rescored
+
+
+def test_smoke_protocol_with_the_extension_reuses_the_std_twin(experiment, tmp_path):
+    """``--gated own01`` trains the extension as the gated model and only reloads the STD twin."""
+    _fashion_mnist_or_skip()
+    pytest.importorskip("pytorch_grad_cam")
+    runs, paper, own = tmp_path / "runs", tmp_path / "paper", tmp_path / "own"
+    common = ["--protocol", "smoke", "--runs", str(runs), "--only", "s0"]
+    assert experiment.main(common + ["--results", str(paper)]) == 0
+    assert experiment.main(common + ["--results", str(own), "--gated", "own01"]) == 0
+    spec = experiment.PROTOCOLS["smoke"]
+    first = json.loads((paper / "s0.json").read_text())
+    result = json.loads((own / "s0.json").read_text())
+    _check_seed_result(result, spec, experiment.CSG_SIDE)
+    assert first["gated_variant"] == "csg" and result["gated_variant"] == "own01"
+    gated = result["models"]["csg"]
+    assert gated["variant"] == "own01" and not gated["resumed"]
+    assert gated["config"]["schedule"] == "joint"
+    assert gated["config"]["owner_separation"] == 0.1
+    assert first["models"]["csg"]["config"]["owner_separation"] == 0.0
+    assert (runs / "own01_s0" / "last.pt").is_file()
+    # The STD twin was trained once, by the first call; the second reloaded and rescored it.
+    assert result["models"]["std"]["resumed"] and not first["models"]["std"]["resumed"]
+    std_keys = [key for key in first["hits"] if key.startswith("std/")]
+    assert {key: result["hits"][key] for key in std_keys} == {
+        key: first["hits"][key] for key in std_keys
+    }
+    assert json.loads((own / "pooled.json").read_text())["gated_variant"] == "own01"
+    with pytest.raises(ValueError, match="different gated variants"):
+        experiment.pool_seeds([first, result], 10)
+    with pytest.raises(ValueError, match="is not one of"):
+        experiment.run_seed("smoke", 0, None, runs, gated="joint")

@@ -267,7 +267,9 @@ def localization_tables(protocol: str, results_root: Path | None = None) -> str:
     ``model/method`` (thresholds chosen on val), the best CSG-side method minus the best other with
     its paired bootstrap 95 % interval, filter AP. Then, per ``model/method``, the means over the
     seeds of GT-known / Top-1 Loc, MaxBoxAcc v2, mask IoU and the energy pointing game; and, when
-    ``pooled.json`` holds more than one seed, the pooled comparison.
+    ``pooled.json`` holds more than one seed, the pooled comparison. The gated model is keyed
+    ``csg`` whatever its variant; a variant other than the paper's (``--gated own01``) is named in
+    the first title.
 
     Args:
         protocol: ``localization/<name>``, the folder under ``results_root``.
@@ -288,7 +290,13 @@ def localization_tables(protocol: str, results_root: Path | None = None) -> str:
         model, name = key.split("/", 1)
         return result["models"][model]["methods"][name]
 
-    lines = [f"### GT-known Loc per seed ({protocol}, %)", "",
+    variants = sorted({r.get("gated_variant", "csg") for r in results})
+    if len(variants) > 1:
+        raise SystemExit(f"experiments/results/{protocol}/ mixes gated variants {variants}")
+    title = f"### GT-known Loc per seed ({protocol}, %)"
+    if variants != ["csg"]:  # the model keyed ``csg`` is not the paper's alternation: say so
+        title = f"### GT-known Loc per seed ({protocol}, gated model `{variants[0]}`, %)"
+    lines = [title, "",
              "| seed | scene acc CSG / STD | L1-density | " + " | ".join(f"`{k}`" for k in keys)
              + " | best CSG-side − best other (95 % CI) | filter AP CSG / STD |",
              "|---" * (len(keys) + 5) + "|"]  # fmt: skip

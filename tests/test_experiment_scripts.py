@@ -290,6 +290,24 @@ def test_localization_tables_by_hand(tmp_path):
         build_tables("localization/none")
 
 
+def test_localization_tables_name_a_gated_variant_and_refuse_a_mix(tmp_path):
+    """The extension's folder says which gated model it holds; two variants in one folder fail."""
+    from make_table import localization_tables
+
+    folder = tmp_path / "localization" / "full_own01"
+    folder.mkdir(parents=True)
+    accuracy = {"csg": 0.91, "std": 0.93}
+    seed = _localization_seed(0, {"csg/csg": 0.6, "std/gradcam++": 0.58}, accuracy)
+    (folder / "s0.json").write_text(json.dumps({**seed, "gated_variant": "own01"}))
+    text = localization_tables("localization/full_own01", results_root=tmp_path)
+    assert text.startswith(
+        "### GT-known Loc per seed (localization/full_own01, gated model `own01`, %)\n"
+    )
+    (folder / "s1.json").write_text(json.dumps({**seed, "seed": 1, "gated_variant": "csg"}))
+    with pytest.raises(SystemExit, match="mixes gated variants"):
+        localization_tables("localization/full_own01", results_root=tmp_path)
+
+
 def _detect_metrics(gated: dict[tuple[float, str], float], std: dict[tuple[float, str], float]):
     """A minimal ``metrics.json`` of ``detect_run``: what experiments/detect_full.py reads."""
     rows = [{"model": "gated", "eps": eps, "score": score, "auc": auc, "tpr_at_fpr": 0.5}

@@ -495,12 +495,12 @@ def pool_seeds(results: list[dict[str, Any]], resamples: int) -> dict[str, Any]:
     per_seed = {key: [decode_hits(result["hits"][key]) for result in results] for key in keys}
     if len({hits.size for values in per_seed.values() for hits in values}) != 1:
         raise ValueError("the seeds scored different test scenes; pool only one protocol")
-    if len({result.get("gated_variant", "csg") for result in results}) != 1:
+    variants = {result.get("gated_variant", "csg") for result in results}
+    if len(variants) != 1:
         raise ValueError("the seeds trained different gated variants; pool one --gated at a time")
     mean_hits = {key: np.mean(values, axis=0) for key, values in per_seed.items()}
     return {
-        "protocol": results[0]["protocol"],
-        "gated_variant": results[0].get("gated_variant", "csg"),
+        "protocol": results[0]["protocol"], "gated_variant": variants.pop(),
         "seeds": [result["seed"] for result in results],
         "git": git_revision(), "test_scenes": int(next(iter(mean_hits.values())).size),
         "gt_known_loc_per_seed": {k: [float(v.mean()) for v in per_seed[k]] for k in keys},

@@ -30,6 +30,9 @@ owner_separation=0.1)``, the setting that beat the paper's method on Fashion-MNI
 for scenes). It is compared with the same STD twin, whose run directory both gated variants of a
 seed share (the second only reloads and rescores it); its JSON keys the gated model ``csg`` as
 well and records ``gated_variant``; results go to ``results/localization/<protocol>_own01/``.
+Its ``pooled.json`` also holds ``against_paper``: every method on the extension's network minus
+the same method on the paper's CSG network, at the seeds both have (same scenes, same test
+images: a paired bootstrap as above), read from the paper's results (``--paper-results``).
 
 Targets (recorded, not acted on): both models ≥ 0.90 test accuracy on scenes
 (``accuracy_target_met``); best CSG-side − best other ≥ +5 points GT-known Loc with the interval
@@ -514,6 +517,70 @@ def pool_seeds(results: list[dict[str, Any]], resamples: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def against_paper(
+    results: list[dict[str, Any]], paper_results: list[dict[str, Any]], resamples: int
+) -> dict[str, Any]:
+    """A gated variant's network against the paper's gated network, method by method.
+
+    Both gated models of a seed were trained on the same scenes with the same seed and scored on
+    the same test scenes, so their per-image hits pair up: for every ``csg/<method>`` key of
+    both, the hits are averaged over the seeds both have (as :func:`pool_seeds` does) and the
+    variant minus the paper's is resampled over the images.
+
+    Args:
+        results: the variant's seed JSON payloads (``gated_variant`` not ``csg``).
+        paper_results: the paper's seed JSON payloads (``gated_variant`` ``csg``) of the same
+            protocol; seeds the variant lacks are ignored.
+        resamples: bootstrap resamples of the images.
+
+    Returns:
+        ``seeds`` (the common ones), ``test_accuracy`` (``variant`` and ``paper``: per seed) and
+        ``methods``: ``csg/<method>`` → ``variant`` and ``paper`` GT-known Loc (mean over the
+        seeds), ``difference_points`` and ``interval_points`` (95 % paired bootstrap).
+
+    Raises:
+        ValueError: the variants are not one non-paper variant against the paper's, no seed is
+            common, or the two scored different test scenes.
+    """
+    from csg_interp.metrics import paired_bootstrap_interval
+
+    variants = {result.get("gated_variant", "csg") for result in results}
+    paper_variants = {result.get("gated_variant", "csg") for result in paper_results}
+    if len(variants) != 1 or "csg" in variants or paper_variants != {"csg"}:
+        raise ValueError(f"compare one variant other than csg ({sorted(variants)}) with the "
+                         f"paper's csg ({sorted(paper_variants)})")  # fmt: skip
+    paper_by_seed = {result["seed"]: result for result in paper_results}
+    pairs = [(result, paper_by_seed[result["seed"]]) for result in results
+             if result["seed"] in paper_by_seed]  # fmt: skip
+    if not pairs:
+        raise ValueError("no seed has results of both gated variants")
+    keys = sorted(
+        key for key in set.intersection(*(set(r["hits"]) & set(p["hits"]) for r, p in pairs))
+        if key.startswith("csg/")
+    )
+    methods = {}
+    for key in keys:
+        ours = np.mean([decode_hits(r["hits"][key]) for r, _ in pairs], axis=0)
+        theirs = np.mean([decode_hits(p["hits"][key]) for _, p in pairs], axis=0)
+        if ours.shape != theirs.shape:
+            raise ValueError("the two variants scored different test scenes")
+        low, high = paired_bootstrap_interval(ours, theirs, resamples)
+        methods[key] = {
+            "variant": float(ours.mean()), "paper": float(theirs.mean()),
+            "difference_points": 100.0 * float(ours.mean() - theirs.mean()),
+            "interval_points": [100.0 * low, 100.0 * high],
+        }  # fmt: skip
+    return {
+        "variant": variants.pop(), "seeds": [r["seed"] for r, _ in pairs],
+        "resamples": resamples,
+        "test_accuracy": {
+            "variant": [r["models"]["csg"]["test_accuracy"] for r, _ in pairs],
+            "paper": [p["models"]["csg"]["test_accuracy"] for _, p in pairs],
+        },
+        "methods": methods,
+    }  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------- main
 def load_scenes_bundle(protocol: str, runs_dir: Path, data_root: str | None) -> DataBundle:
     """The protocol's scenes, loaded once (every run's config names the same data)."""
@@ -573,15 +640,28 @@ def run_pending_seeds(args: argparse.Namespace, out_dir: Path, runs_dir: Path) -
     return failures
 
 
-def write_pooled(protocol: str, out_dir: Path) -> Path | None:
-    """Pool the protocol's finished seeds into ``pooled.json``; ``None`` when none is finished."""
+def finished_seeds(protocol: str, folder: Path) -> list[dict[str, Any]]:
+    """The seed JSON payloads of ``folder`` (the protocol's seeds that have one), in seed order."""
+    paths = [folder / f"s{seed}.json" for seed in PROTOCOLS[protocol]["seeds"]]
+    return [json.loads(path.read_text()) for path in paths if path.exists()]
+
+
+def write_pooled(protocol: str, out_dir: Path, paper_dir: Path | None = None) -> Path | None:
+    """Pool the protocol's finished seeds into ``pooled.json``; ``None`` when none is finished.
+
+    For a gated variant other than the paper's, ``paper_dir`` (the paper's results of the same
+    protocol) adds ``against_paper`` (:func:`against_paper`) when it holds a common seed.
+    """
     from csg_interp._utils import write_json_atomic
 
-    paths = [out_dir / f"s{seed}.json" for seed in PROTOCOLS[protocol]["seeds"]]
-    finished = [json.loads(path.read_text()) for path in paths if path.exists()]
+    finished = finished_seeds(protocol, out_dir)
     if not finished:
         return None
     pooled = pool_seeds(finished, PROTOCOLS[protocol]["resamples"])
+    paper = finished_seeds(protocol, paper_dir) if paper_dir is not None else []
+    common = {r["seed"] for r in paper} & set(pooled["seeds"])
+    if pooled["gated_variant"] != "csg" and common:
+        pooled["against_paper"] = against_paper(finished, paper, PROTOCOLS[protocol]["resamples"])
     target = write_json_atomic(out_dir / "pooled.json", pooled, indent=1)
     print_done(f"pooled over seeds {','.join(map(str, pooled['seeds']))}", pooled)
     return target
@@ -609,20 +689,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default=None, help="folder of the JSON files (default "
                         "experiments/results/localization/PROTOCOL, or PROTOCOL_own01 with "
                         "--gated own01)")  # fmt: skip
+    parser.add_argument("--paper-results", default=None,
+                        help="with --gated own01: the paper's results to compare the gated "
+                        "networks with (default experiments/results/localization/PROTOCOL)")
     parser.add_argument("--runs", default=None,
                         help="run directories (default experiments/runs/localization/PROTOCOL)")
     parser.add_argument("--no-lock", action="store_true",
                         help="do not hold the compute lock (held per seed for the full protocol)")
     args = parser.parse_args(argv)
+    if args.paper_results and args.gated == "csg":
+        parser.error("--paper-results compares a --gated variant other than csg; add --gated own01")
 
     torch.set_num_threads(args.threads)
     suffix = "" if args.gated == "csg" else f"_{args.gated}"
-    default_results = HERE / "results" / "localization" / f"{args.protocol}{suffix}"
-    out_dir = Path(args.results) if args.results else default_results
+    paper_results = HERE / "results" / "localization" / args.protocol
+    out_dir = Path(args.results) if args.results else paper_results.with_name(
+        f"{args.protocol}{suffix}"
+    )
+    paper_dir = None
+    if args.gated != "csg":
+        paper_dir = Path(args.paper_results) if args.paper_results else paper_results
     runs_dir = Path(args.runs) if args.runs else HERE / "runs" / "localization" / args.protocol
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = run_pending_seeds(args, out_dir, runs_dir)
-    write_pooled(args.protocol, out_dir)
+    write_pooled(args.protocol, out_dir, paper_dir)
     return 1 if failures else 0
 
 

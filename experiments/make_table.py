@@ -267,9 +267,10 @@ def localization_tables(protocol: str, results_root: Path | None = None) -> str:
     ``model/method`` (thresholds chosen on val), the best CSG-side method minus the best other with
     its paired bootstrap 95 % interval, filter AP. Then, per ``model/method``, the means over the
     seeds of GT-known / Top-1 Loc, MaxBoxAcc v2, mask IoU and the energy pointing game; and, when
-    ``pooled.json`` holds more than one seed, the pooled comparison. The gated model is keyed
-    ``csg`` whatever its variant; a variant other than the paper's (``--gated own01``) is named in
-    the first title.
+    ``pooled.json`` holds more than one seed, the pooled comparison; when it holds
+    ``against_paper`` (a gated variant's folder), :func:`against_paper_table`. The gated model is
+    keyed ``csg`` whatever its variant; a variant other than the paper's (``--gated own01``) is
+    named in the first title.
 
     Args:
         protocol: ``localization/<name>``, the folder under ``results_root``.
@@ -330,7 +331,27 @@ def localization_tables(protocol: str, results_root: Path | None = None) -> str:
             lines += ["", f"Pooled over seeds {','.join(map(str, pooled['seeds']))} (per image, the "
                       f"hits averaged over the seeds): `{c['csg_side']['method']}` − "
                       f"`{c['other']['method']}` {_interval(c)} points GT-known Loc."]  # fmt: skip
+        if "against_paper" in pooled:
+            lines += against_paper_table(protocol, pooled["against_paper"])
     return "\n".join(lines) + "\n"
+
+
+def against_paper_table(protocol: str, against: dict) -> list[str]:
+    """Lines of a gated variant's network against the paper's CSG network (``against_paper`` of
+    localization_full.py's ``pooled.json``): GT-known Loc of every method on both networks, the
+    difference with its paired bootstrap interval, and the scene accuracies."""
+    variant, seeds = against["variant"], ",".join(map(str, against["seeds"]))
+    accuracy = {side: sum(acc) / len(acc) for side, acc in against["test_accuracy"].items()}
+    lines = ["", f"### The `{variant}` network against the paper's CSG network ({protocol}, "
+             f"seeds {seeds})", "",
+             f"| method | `{variant}` | paper's `csg` | `{variant}` − `csg` (95 % CI) |",
+             "|---|---|---|---|",
+             f"| scene accuracy | {accuracy['variant']:.4f} | {accuracy['paper']:.4f} | "
+             f"{100 * (accuracy['variant'] - accuracy['paper']):+.1f} points |"]  # fmt: skip
+    for key, row in against["methods"].items():
+        cells = f"{100 * row['variant']:.1f} | {100 * row['paper']:.1f} | {_interval(row)}"
+        lines.append(f"| `{key}` | {cells} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -315,6 +315,35 @@ def test_localization_tables_name_a_gated_variant_and_refuse_a_mix(tmp_path):
         localization_tables("localization/full_own01", results_root=tmp_path)
 
 
+def test_localization_tables_show_the_variant_against_the_papers_network(tmp_path):
+    """``against_paper`` of pooled.json becomes a table: both networks in %, the difference with
+    its interval, the scene accuracies' means and their difference in points."""
+    from make_table import localization_tables
+
+    folder = tmp_path / "localization" / "full_own01"
+    folder.mkdir(parents=True)
+    accuracy = {"csg": 0.91, "std": 0.93}
+    seed = _localization_seed(0, {"csg/csg": 0.6, "std/gradcam++": 0.58}, accuracy)
+    (folder / "s0.json").write_text(json.dumps({**seed, "gated_variant": "own01"}))
+    against = {
+        "variant": "own01", "seeds": [0, 2],
+        "test_accuracy": {"variant": [0.91, 0.93], "paper": [0.89, 0.90]},
+        "methods": {"csg/csg": {"variant": 0.755, "paper": 0.778, "difference_points": -2.3,
+                                "interval_points": [-4.26, -0.4]}},
+    }  # fmt: skip
+    pooled = {"seeds": [0], "comparison": seed["comparison"], "against_paper": against}
+    (folder / "pooled.json").write_text(json.dumps(pooled))
+    text = localization_tables("localization/full_own01", results_root=tmp_path)
+    assert text.rstrip().endswith(
+        "### The `own01` network against the paper's CSG network (localization/full_own01, "
+        "seeds 0,2)\n\n"
+        "| method | `own01` | paper's `csg` | `own01` − `csg` (95 % CI) |\n"
+        "|---|---|---|---|\n"
+        "| scene accuracy | 0.9200 | 0.8950 | +2.5 points |\n"
+        "| `csg/csg` | 75.5 | 77.8 | -2.3 (-4.3 … -0.4) |"
+    )
+
+
 def _detect_metrics(gated: dict[tuple[float, str], float], std: dict[tuple[float, str], float]):
     """A minimal ``metrics.json`` of ``detect_run``: what experiments/detect_full.py reads."""
     rows = [{"model": "gated", "eps": eps, "score": score, "auc": auc, "tpr_at_fpr": 0.5}

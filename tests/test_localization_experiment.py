@@ -81,6 +81,47 @@ def test_gated_gradcam_plus_plus_needs_a_gate_of_the_right_shape(experiment, sma
         experiment.gate_matrix(std)
 
 
+def _gated_seed(seed: int, variant: str, hits: dict[str, str], accuracy: float) -> dict:
+    """What :func:`against_paper` reads of a seed JSON."""
+    return {"seed": seed, "gated_variant": variant, "hits": hits,
+            "models": {"csg": {"test_accuracy": accuracy}}}  # fmt: skip
+
+
+def test_against_paper_by_hand(experiment):
+    """Per method, the variant's hits minus the paper's, averaged over the common seeds only;
+    the STD twin's keys are left out; a one-sided difference has a one-sided interval."""
+    ours = [_gated_seed(0, "own01", {"csg/csg": "1100", "csg/cam": "1111", "std/cam": "0000"}, 0.9),
+            _gated_seed(1, "own01", {"csg/csg": "1110", "csg/cam": "1111", "std/cam": "0000"}, 0.8)]
+    paper = [_gated_seed(1, "csg", {"csg/csg": "0110", "csg/cam": "0000", "std/cam": "0000"}, 0.7),
+             _gated_seed(2, "csg", {"csg/csg": "0000", "csg/cam": "0000", "std/cam": "0000"}, 0.6)]
+    result = experiment.against_paper(ours, paper, resamples=50)
+    assert result["variant"] == "own01" and result["seeds"] == [1]  # seed 1 only: both have it
+    assert result["test_accuracy"] == {"variant": [0.8], "paper": [0.7]}
+    assert set(result["methods"]) == {"csg/csg", "csg/cam"}
+    row = result["methods"]["csg/csg"]  # seed 1: 3 of 4 against 2 of 4
+    assert (row["variant"], row["paper"]) == (0.75, 0.5)
+    assert row["difference_points"] == pytest.approx(25.0)
+    low, high = row["interval_points"]
+    assert low <= 25.0 <= high
+    assert result["methods"]["csg/cam"]["interval_points"] == [100.0, 100.0]  # 4 of 4 against 0
+
+
+def test_against_paper_refuses_what_does_not_pair(experiment):
+    own = [_gated_seed(0, "own01", {"csg/csg": "10"}, 0.9)]
+    with pytest.raises(ValueError, match="other than csg"):
+        experiment.against_paper([_gated_seed(0, "csg", {"csg/csg": "10"}, 0.9)], own, 10)
+    with pytest.raises(ValueError, match="no seed has results"):
+        experiment.against_paper(own, [_gated_seed(1, "csg", {"csg/csg": "10"}, 0.9)], 10)
+    with pytest.raises(ValueError, match="different test scenes"):
+        experiment.against_paper(own, [_gated_seed(0, "csg", {"csg/csg": "101"}, 0.9)], 10)
+
+
+def test_paper_results_needs_a_gated_variant(experiment, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        experiment.main(["--protocol", "smoke", "--paper-results", str(tmp_path)])
+    assert "add --gated own01" in capsys.readouterr().err
+
+
 def _fashion_mnist_or_skip() -> None:
     from csg_interp.data import MissingDatasetError, find_fashion_mnist
 
@@ -168,7 +209,8 @@ def test_smoke_protocol_with_the_extension_reuses_the_std_twin(experiment, tmp_p
     runs, paper, own = tmp_path / "runs", tmp_path / "paper", tmp_path / "own"
     common = ["--protocol", "smoke", "--runs", str(runs), "--only", "s0"]
     assert experiment.main(common + ["--results", str(paper)]) == 0
-    assert experiment.main(common + ["--results", str(own), "--gated", "own01"]) == 0
+    extension = common + ["--results", str(own), "--gated", "own01", "--paper-results", str(paper)]
+    assert experiment.main(extension) == 0
     spec = experiment.PROTOCOLS["smoke"]
     first = json.loads((paper / "s0.json").read_text())
     result = json.loads((own / "s0.json").read_text())
@@ -186,7 +228,16 @@ def test_smoke_protocol_with_the_extension_reuses_the_std_twin(experiment, tmp_p
     assert {key: result["hits"][key] for key in std_keys} == {
         key: first["hits"][key] for key in std_keys
     }
-    assert json.loads((own / "pooled.json").read_text())["gated_variant"] == "own01"
+    pooled = json.loads((own / "pooled.json").read_text())
+    assert pooled["gated_variant"] == "own01"
+    against = pooled["against_paper"]  # the two gated networks, method by method, on seed 0
+    assert against["seeds"] == [0]
+    assert against["test_accuracy"] == {"variant": [result["models"]["csg"]["test_accuracy"]],
+                                        "paper": [first["models"]["csg"]["test_accuracy"]]}
+    assert set(against["methods"]) == {f"csg/{method}" for method in CSG_METHODS}
+    for key, row in against["methods"].items():
+        ours, theirs = (r["hits"][key].count("1") / spec["test_scenes"] for r in (result, first))
+        assert row["difference_points"] == pytest.approx(100 * (ours - theirs))
     with pytest.raises(ValueError, match="different gated variants"):
         experiment.pool_seeds([first, result], 10)
     with pytest.raises(ValueError, match="is not one of"):

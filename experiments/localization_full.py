@@ -554,10 +554,8 @@ def against_paper(
              if result["seed"] in paper_by_seed]  # fmt: skip
     if not pairs:
         raise ValueError("no seed has results of both gated variants")
-    keys = sorted(
-        key for key in set.intersection(*(set(r["hits"]) & set(p["hits"]) for r, p in pairs))
-        if key.startswith("csg/")
-    )
+    common = set.intersection(*(set(r["hits"]) & set(p["hits"]) for r, p in pairs))
+    keys = [key for key in pairs[0][0]["hits"] if key in common and key.startswith("csg/")]
     methods = {}
     for key in keys:
         ours = np.mean([decode_hits(r["hits"][key]) for r, _ in pairs], axis=0)

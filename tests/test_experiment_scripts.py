@@ -316,8 +316,8 @@ def test_localization_tables_name_a_gated_variant_and_refuse_a_mix(tmp_path):
 
 
 def test_localization_tables_show_the_variant_against_the_papers_network(tmp_path):
-    """``against_paper`` of pooled.json becomes a table: both networks in %, the difference with
-    its interval, the scene accuracies' means and their difference in points."""
+    """``against_paper`` of pooled.json becomes a table: both networks in % (2 decimals), the
+    difference with its interval, the scene accuracies' means and their difference in points."""
     from make_table import localization_tables
 
     folder = tmp_path / "localization" / "full_own01"
@@ -340,7 +340,7 @@ def test_localization_tables_show_the_variant_against_the_papers_network(tmp_pat
         "| method | `own01` | paper's `csg` | `own01` − `csg` (95 % CI) |\n"
         "|---|---|---|---|\n"
         "| scene accuracy | 0.9200 | 0.8950 | +2.5 points |\n"
-        "| `csg/csg` | 75.5 | 77.8 | -2.3 (-4.3 … -0.4) |"
+        "| `csg/csg` | 75.50 | 77.80 | -2.30 (-4.26 … -0.40) |"
     )
 
 

@@ -144,6 +144,9 @@ def test_owner_separation_on_the_joint_objective_acts_in_every_epoch(tmp_path):
         ("localization.md", "localization/full",
          "<!-- LOCALIZATION TABLE START (python experiments/make_table.py --protocol "
          "localization/full) -->", "<!-- LOCALIZATION TABLE END -->"),
+        ("localization.md", "localization/full_own01",
+         "<!-- LOCALIZATION OWN01 TABLE START (python experiments/make_table.py --protocol "
+         "localization/full_own01) -->", "<!-- LOCALIZATION OWN01 TABLE END -->"),
     ],
 )  # fmt: skip
 def test_docs_tables_are_the_committed_results(page_name, protocol, start, end):

@@ -700,13 +700,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     suffix = "" if args.gated == "csg" else f"_{args.gated}"
-    paper_results = HERE / "results" / "localization" / args.protocol
-    out_dir = Path(args.results) if args.results else paper_results.with_name(
-        f"{args.protocol}{suffix}"
-    )
+    results_root = HERE / "results" / "localization"
+    out_dir = Path(args.results) if args.results else results_root / f"{args.protocol}{suffix}"
     paper_dir = None
     if args.gated != "csg":
-        paper_dir = Path(args.paper_results) if args.paper_results else paper_results
+        paper_dir = Path(args.paper_results) if args.paper_results else results_root / args.protocol
     runs_dir = Path(args.runs) if args.runs else HERE / "runs" / "localization" / args.protocol
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = run_pending_seeds(args, out_dir, runs_dir)

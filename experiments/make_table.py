@@ -255,9 +255,9 @@ LOCALIZATION_METRICS: dict[str, str] = {
 LOCALIZATION_PERCENT: frozenset[str] = frozenset({"gt_known_loc", "top1_loc", "max_box_acc_v2"})
 
 
-def _interval(comparison: dict) -> str:
+def _interval(comparison: dict, digits: int = 1) -> str:
     low, high = comparison["interval_points"]
-    return f"{comparison['difference_points']:+.1f} ({low:+.1f} … {high:+.1f})"
+    return f"{comparison['difference_points']:+.{digits}f} ({low:+.{digits}f} … {high:+.{digits}f})"
 
 
 def localization_tables(protocol: str, results_root: Path | None = None) -> str:
@@ -349,10 +349,9 @@ def against_paper_table(protocol: str, against: dict) -> list[str]:
              f"| scene accuracy | {accuracy['variant']:.4f} | {accuracy['paper']:.4f} | "
              f"{100 * (accuracy['variant'] - accuracy['paper']):+.1f} points |"]  # fmt: skip
     for key, row in against["methods"].items():  # 2 decimals: hit rates over 2000 scenes are
-        low, high = row["interval_points"]  # multiples of 0.05 %, which 1 decimal rounds unevenly
-        cells = (f"{100 * row['variant']:.2f} | {100 * row['paper']:.2f} | "
-                 f"{row['difference_points']:+.2f} ({low:+.2f} … {high:+.2f})")  # fmt: skip
-        lines.append(f"| `{key}` | {cells} |")
+        # multiples of 0.05 %, which 1 decimal rounds unevenly
+        lines.append(f"| `{key}` | {100 * row['variant']:.2f} | {100 * row['paper']:.2f} | "
+                     f"{_interval(row, 2)} |")
     return lines
 
 

@@ -66,7 +66,8 @@ Measured cost (seed 0, 2026-12-02, 2 threads of an AMD EPYC, NHWC, nothing else 
 50 min to train the CSG model, 29 min the STD twin (its epochs skip the gated path), 4 and 2 min
 of maps and scoring (Grad-CAM++ ≈ 1.5–2× a CAM); 84 min for the seed. Seed 1 (2026-12-07, the
 same machine on a slower day: 330–385 s a CSG-model epoch against ≈ 250 s): 74 and 46 min of
-training, 5 and 3 min of scoring, 127 min for the seed.
+training, 5 and 3 min of scoring, 127 min for the seed. Seed 2 (2026-12-07, over two sittings,
+resumed from the CSG model's ``last.pt``): 72 and 49 min of training, 5 and 3 min of scoring.
 
 Sources: Liang et al., *Training Interpretable Convolutional Neural Networks by Differentiating
 Class-specific Filters*, ECCV 2020 (CSG, the per-filter protocol); Chattopadhay et al.,

@@ -257,7 +257,8 @@ LOCALIZATION_PERCENT: frozenset[str] = frozenset({"gt_known_loc", "top1_loc", "m
 
 def _interval(comparison: dict, digits: int = 1) -> str:
     low, high = comparison["interval_points"]
-    return f"{comparison['difference_points']:+.{digits}f} ({low:+.{digits}f} … {high:+.{digits}f})"
+    difference = comparison["difference_points"]
+    return f"{difference:+.{digits}f} ({low:+.{digits}f} … {high:+.{digits}f})"
 
 
 def localization_tables(protocol: str, results_root: Path | None = None) -> str:

@@ -129,7 +129,8 @@ def test_owner_separation_on_the_joint_objective_acts_in_every_epoch(tmp_path):
 @pytest.mark.parametrize(
     "page_name, protocol, start, end",
     [
-        # ``detection`` is built by experiments/detect_full.py --summary, the rest by make_table.
+        # ``detection`` is built by experiments/detect_full.py --summary, ``localization_why`` by
+        # experiments/localization_why.py --summary, the rest by make_table.
         ("detection.md", "detection",
          "<!-- DETECTION SUMMARY START (python experiments/detect_full.py --summary) -->",
          "<!-- DETECTION SUMMARY END -->"),
@@ -147,17 +148,22 @@ def test_owner_separation_on_the_joint_objective_acts_in_every_epoch(tmp_path):
         ("localization.md", "localization/full_own01",
          "<!-- LOCALIZATION OWN01 TABLE START (python experiments/make_table.py --protocol "
          "localization/full_own01) -->", "<!-- LOCALIZATION OWN01 TABLE END -->"),
+        ("localization.md", "localization_why",
+         "<!-- LOCALIZATION WHY TABLE START (python experiments/localization_why.py --summary) -->",
+         "<!-- LOCALIZATION WHY TABLE END -->"),
     ],
 )  # fmt: skip
 def test_docs_tables_are_the_committed_results(page_name, protocol, start, end):
-    """The docs pages show exactly what make_table.py (or detect_full.py --summary) builds from
-    the committed JSONs."""
+    """The docs pages show exactly what make_table.py (or detect_full.py --summary,
+    localization_why.py --summary) builds from the committed JSONs."""
     import detect_full
+    import localization_why
     import make_table
 
     page = (ROOT / "docs" / page_name).read_text()
     shown = page.split(start, 1)[1].split(end, 1)[0].strip()
-    built = detect_full.summary() if protocol == "detection" else make_table.build_tables(protocol)
+    builders = {"detection": detect_full.summary, "localization_why": localization_why.summary}
+    built = builders.get(protocol, lambda: make_table.build_tables(protocol))()
     assert shown == built.strip()
 
 
@@ -396,3 +402,73 @@ def test_detection_summary_refuses_an_std_twin_scored_twice_differently(tmp_path
     _write_detection(tmp_path, "joint_own01", 0, "pgd", "pgd", gated, {(0.03, "mi-gate"): 0.71})
     with pytest.raises(ValueError, match="not reproducible"):
         detect_full.summary(tmp_path)
+
+
+def test_localization_why_docstring_examples():
+    """The diagnosis measures' examples (participation ratio, top share, energy split, box
+    diagnosis, miss kinds) hold."""
+    import doctest
+
+    import localization_why
+
+    result = doctest.testmod(localization_why, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 5
+    assert result.failed == 0
+
+
+def test_localization_why_records_gradcam_plus_plus_weights_of_a_linear_head():
+    """On GAP → linear the gradient is the constant g = W[c, k] / (h·w), so Grad-CAM++'s weight
+    of filter k is h·w·g³ / (2g² + Σ A_k·g³ + ε) where W[c, k] > 0 and 0 elsewhere (about
+    relu(W) / (2 + W·mean(A_k))), and the recorded means are the gated layer's spatial means."""
+    import numpy as np
+    import torch
+    from localization_why import gradcam_plus_plus_with_weights
+    from torch import nn
+
+    from csg_interp.training import CSGNet
+    from csg_interp.training.network import GAPLinearHead
+
+    conv = nn.Conv2d(1, 3, kernel_size=1, bias=False)
+    linear = nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, 2.0, 0.5]).view(3, 1, 1, 1))
+        linear.weight.copy_(torch.tensor([[1.0, -1.0, 2.0], [0.5, 3.0, -2.0]]))
+    net = CSGNet(nn.Sequential(conv, nn.ReLU()), GAPLinearHead(linear), 2, 3, None, 1).eval()
+    images = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([0, 1, 1, 0])
+    maps, weights, means = gradcam_plus_plus_with_weights(net, images, targets, batch_size=3)
+    assert maps.shape == (4, 6, 6)
+    pixel_means = images.mean(dim=(1, 2, 3)).double().numpy()
+    expected_means = pixel_means[:, None] * np.array([1.0, 2.0, 0.5])
+    np.testing.assert_allclose(means, expected_means, rtol=1e-5)
+    w = linear.weight.detach().double().numpy()[targets.numpy()]
+    g, hw, eps = w / 36.0, 36.0, 1e-6  # the constant gradient; eps: pytorch-grad-cam's
+    expected = np.where(w > 0, hw * g**3 / (2 * g**2 + hw * expected_means * g**3 + eps), 0.0)
+    np.testing.assert_allclose(weights, expected, rtol=1e-4)
+
+
+def test_localization_why_summary_means_over_seeds_by_hand(tmp_path):
+    """The table's cells are the means over the seed JSONs, in % where the header says so."""
+    from localization_why import NETWORKS, summary
+
+    def method(value: float) -> dict:
+        return {
+            "gt_known": value, "hits_match": True, "area_ratio_median": value,
+            "recall_mean": value, "precision_mean": value,
+            "misses": {"too_small": value / 2, "too_large": 0.0, "other": value / 4},
+            "energy": {"box": value, "distractors": 0.1, "background": 0.9 - value},
+            "filters_effective": 10 * value, "filters_effective_hits": 10.0,
+            "filters_effective_misses": 2.0, "top_filter_share": value,
+        }  # fmt: skip
+
+    for seed, value in ((0, 0.4), (1, 0.6)):
+        networks = {name: {"methods": {"cam": method(value), "gradcam++": method(value)}}
+                    for name, *_ in NETWORKS}  # fmt: skip
+        (tmp_path / f"s{seed}.json").write_text(json.dumps({"seed": seed, "networks": networks}))
+    text = summary(tmp_path)
+    assert "seeds 0,1" in text
+    assert ("| own01 / cam | 50.0 | 0.50 | 0.50 | 0.50 | 25.0 / 0.0 / 12.5 | 50.0 / 10.0 / 40.0 "
+            "| 5.0 (10.0 / 2.0) | 0.50 |") in text.splitlines()
+    assert text.endswith("seed: yes.")
+    with pytest.raises(SystemExit, match="no results"):
+        summary(tmp_path / "empty")

@@ -58,7 +58,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 from full_accuracy import compute_lock, git_revision  # noqa: E402
-from localization_full import PROTOCOLS, decode_hits  # noqa: E402
+from localization_full import PROTOCOLS, decode_hits, selected_seeds  # noqa: E402
 
 #: Committed models and the protocol's results.
 MODELS_DIR = HERE / "models" / "localization"
@@ -164,14 +164,16 @@ def box_diagnosis(maps: Tensor, boxes: Tensor, threshold: float) -> dict[str, np
         >>> [float(d[k][0]) for k in ("iou", "area_ratio", "recall", "precision")]
         [0.5, 0.5, 0.5, 1.0]
     """
+    from torchvision.ops import box_area
+
     from csg_interp.attribution.boxes import boxes_from_maps, paired_box_iou
 
     found = boxes_from_maps(maps, threshold, mode="minmax")
     predicted = found.boxes.double()
     truth = boxes.double()
     iou = paired_box_iou(predicted, truth) * found.valid
-    area_p = (predicted[:, 2] - predicted[:, 0]) * (predicted[:, 3] - predicted[:, 1]) * found.valid
-    area_t = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
+    area_p = box_area(predicted) * found.valid
+    area_t = box_area(truth)
     inter = iou * (area_p + area_t) / (1.0 + iou)  # from IoU = I / (A + B - I)
     safe_p = torch.where(area_p > 0, area_p, torch.ones_like(area_p))
     return {
@@ -371,11 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     from csg_interp._utils import write_json_atomic
 
     torch.set_num_threads(args.threads)
-    wanted = {int(s.strip().lstrip("s")) for s in args.only.split(",")} if args.only else None
+    wanted = selected_seeds("full", args.only)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for seed in available_seeds():
         target = OUT_DIR / f"s{seed}.json"
-        if (wanted is not None and seed not in wanted) or target.exists():
+        if seed not in wanted or target.exists():
             continue
         with contextlib.nullcontext() if args.no_lock else compute_lock():
             result = analyse_seed(seed)
